@@ -1,0 +1,47 @@
+# Two commands: `make run` (the portal on its embedded default) and `make test` (the suite).
+# Both build their own virtual environment first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+BENCH_MODE ?= quick
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.runtime-installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime-installed
+
+# Web (gunicorn, static files by WhiteNoise), Celery worker and beat on 127.0.0.1:$(PORT);
+# Ctrl-C stops them all. The sandbox stands in for Real Geeks under /sandbox/.
+run: $(VENV)/.runtime-installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	PORTAL_BASE_URL=http://127.0.0.1:$(PORT) $(BIN)/python manage.py demo_setup
+	PATH=$(CURDIR)/$(BIN):$$PATH GUNICORN_BIND=127.0.0.1:$(PORT) PORTAL_BASE_URL=http://127.0.0.1:$(PORT) \
+		$(BIN)/honcho start --procfile Procfile
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+# The whole suite. Tests that need PostgreSQL, Redis or a real worker start their own servers;
+# with REQUIRE_REAL_SERVERS=1 (set by .ci/run) a missing binary fails instead of skipping.
+test: lint
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/pytest
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python -m bench --mode $(BENCH_MODE)
+
+clean:
+	rm -rf $(VENV) var staticfiles

@@ -1,0 +1,116 @@
+"""Operations on partners, API keys and site grants."""
+
+import uuid
+from typing import Optional
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from grants.models import ApiKey, Partner, Site, SiteStatusChange
+from grants.signals import site_granted
+
+
+def partner_create(
+    *,
+    name: str,
+    rg_username: str,
+    rg_password: str,
+    webhook_secret: str,
+    rg_partner_id: str = "",
+    rg_company_id: str = "",
+    rg_api_url: str = "",
+) -> Partner:
+    """A new partner with a unique slug derived from its name."""
+    base = slugify(name) or "partner"
+    slug, n = base, 2
+    while Partner.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    partner = Partner(
+        name=name,
+        slug=slug,
+        rg_username=rg_username,
+        rg_password=rg_password,
+        rg_partner_id=rg_partner_id,
+        rg_company_id=rg_company_id,
+        rg_api_url=rg_api_url,
+    )
+    partner.webhook_secrets = [webhook_secret]
+    partner.full_clean()
+    partner.save()
+    return partner
+
+
+def api_key_issue(*, partner: Partner, label: str = "") -> tuple[ApiKey, str]:
+    """A saved key and its secret, which is returned here once and never stored."""
+    key, secret = ApiKey.new(partner=partner, label=label)
+    key.save()
+    return key, secret
+
+
+def api_key_revoke(*, key: ApiKey) -> ApiKey:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
+def _change_status(site: Site, to_status: str, *, source: str, note: str, actor: Optional[User]) -> SiteStatusChange:
+    change = SiteStatusChange.objects.create(
+        site=site, from_status=site.status, to_status=to_status, source=source, note=note, actor=actor
+    )
+    site.status = to_status
+    site.status_changed_at = change.created
+    return change
+
+
+@transaction.atomic
+def site_grant(
+    *,
+    partner: Partner,
+    site_uuid: uuid.UUID,
+    source: str,
+    name: str = "",
+    domain: str = "",
+    rg_partner_id: str = "",
+    note: str = "",
+    actor: Optional[User] = None,
+) -> Site:
+    """Make the site active for the partner (creating it if new) and release its held deliveries.
+
+    Granting an active site again only fills in names it did not have.
+    """
+    site, _ = Site.objects.select_for_update().get_or_create(
+        partner=partner, site_uuid=site_uuid, defaults={"source": source}
+    )
+    site.name = site.name or name
+    site.domain = site.domain or domain
+    site.rg_partner_id = rg_partner_id or site.rg_partner_id
+    if site.status != Site.Status.ACTIVE:
+        _change_status(site, Site.Status.ACTIVE, source=source, note=note, actor=actor)
+        site.source = source
+        site.granted_at = site.status_changed_at
+        transaction.on_commit(lambda: site_granted.send(sender=Site, site=site))
+    site.save()
+    return site
+
+
+@transaction.atomic
+def site_revoke(*, site: Site, source: str, note: str = "", actor: Optional[User] = None) -> Site:
+    """Withdraw the grant: new deliveries to the site are held until it is granted again."""
+    site = Site.objects.select_for_update().get(pk=site.pk)
+    if site.status != Site.Status.REVOKED:
+        _change_status(site, Site.Status.REVOKED, source=source, note=note, actor=actor)
+        site.save()
+    return site
+
+
+@transaction.atomic
+def site_mark_doubtful(*, site: Site, note: str) -> Site:
+    """RG answered 401 for this site: keep sending, but show staff the grant may be gone."""
+    site = Site.objects.select_for_update().get(pk=site.pk)
+    if site.status == Site.Status.ACTIVE:
+        _change_status(site, Site.Status.DOUBTFUL, source=site.source, note=note, actor=None)
+        site.save()
+    return site
