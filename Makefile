@@ -26,6 +26,7 @@ run: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	PORTAL_BASE_URL=http://127.0.0.1:$(PORT) $(BIN)/python manage.py demo_setup
+	@echo "Portal: http://127.0.0.1:$(PORT)/  admin: /admin/  sandbox: /sandbox/requests/  health: /healthz  (Ctrl-C stops all)"
 	PATH=$(CURDIR)/$(BIN):$$PATH GUNICORN_BIND=127.0.0.1:$(PORT) PORTAL_BASE_URL=http://127.0.0.1:$(PORT) \
 		$(BIN)/honcho start --procfile Procfile
 
@@ -40,7 +41,10 @@ test: lint
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/pytest
 
+# Benchmarks (not part of `make test`): BENCH_MODE=quick (a few minutes) or full. Reports land in
+# bench/results/. bench/tools.sh installs wrk, PostgreSQL and Redis when missing (as root).
 bench: $(VENV)/.dev-installed
+	sh bench/tools.sh
 	$(BIN)/python -m bench --mode $(BENCH_MODE)
 
 clean:

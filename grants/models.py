@@ -1,10 +1,12 @@
-"""Partners, their API keys and the Real Geeks sites that granted them access."""
+"""Partners, their API keys, the Real Geeks sites that granted them access, and the evidence:
+Destination callbacks (with what they said about leads and agents) and grant emails."""
 
 import hashlib
 import hmac
 import json
 import secrets
 import uuid
+from datetime import datetime
 from typing import Optional
 
 from django.conf import settings
@@ -35,6 +37,10 @@ class Partner(models.Model):
     )
     rg_api_url = models.URLField(
         blank=True, help_text="Incoming API base URL; blank means the REALGEEKS_API_URL setting."
+    )
+    grant_email_address = models.EmailField(
+        blank=True,
+        help_text="Address RG's grant emails reach; inbound messages sent to it belong to this partner.",
     )
     is_active = models.BooleanField(default=True)
     staff = models.ManyToManyField(
@@ -186,6 +192,22 @@ class SiteStatusChange(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    webhook_event = models.ForeignKey(
+        "grants.WebhookEvent",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="status_changes",
+        help_text="The Destination callback that caused this change, if one did.",
+    )
+    grant_email = models.ForeignKey(
+        "grants.GrantEmail",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="status_changes",
+        help_text="The grant email that caused this change, if one did.",
+    )
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -193,3 +215,204 @@ class SiteStatusChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.site}: {self.from_status or '-'} -> {self.to_status}"
+
+
+class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
+    def stuck(self, *, received_before: datetime, claimed_before: datetime) -> "WebhookEventQuerySet":
+        """Events a lost broker message or a killed worker left unprocessed."""
+        return self.filter(
+            models.Q(state=WebhookEvent.State.RECEIVED, received_at__lt=received_before)
+            | models.Q(state=WebhookEvent.State.PROCESSING, claimed_at__lt=claimed_before)
+        )
+
+
+class WebhookEvent(models.Model):
+    """One signed Destination callback from RG, stored as received before it is processed."""
+
+    class State(models.TextChoices):
+        RECEIVED = "received", "Received, waiting to be processed"
+        PROCESSING = "processing", "Processing"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Kept, nothing to do"
+        FAILED = "failed", "Processing failed"
+        INVALID = "invalid", "Signed, but the body is not a JSON object"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="webhook_events")
+    received_at = models.DateTimeField(default=timezone.now)
+    remote_addr = models.CharField(max_length=45, blank=True)
+    action = models.CharField(max_length=64, blank=True, help_text="X-Lead-Router-Action, else the body's action.")
+    body = models.BinaryField(help_text="The exact bytes RG signed.")
+    body_sha256 = models.CharField(max_length=64, help_text="Replays are recognised by partner, action and this.")
+    headers = models.JSONField(default=dict, help_text="Request headers, credentials redacted.")
+    timestamp_raw = models.CharField(max_length=64, blank=True, help_text="X-Lead-Router-Timestamp as sent.")
+    timestamp = models.DateTimeField(null=True, blank=True, help_text="X-Lead-Router-Timestamp, to the microsecond.")
+    timestamp_ns = models.BigIntegerField(
+        null=True, blank=True, help_text="X-Lead-Router-Timestamp in nanoseconds since the epoch: orders lead events."
+    )
+    site_uuid = models.UUIDField(null=True, blank=True)
+    lead_id = models.UUIDField(null=True, blank=True, help_text="The body's id, normalised (RG may drop the dashes).")
+    is_valid = models.BooleanField(default=True, help_text="False when the signed body is not a JSON object.")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RECEIVED)
+    error = models.TextField(blank=True, help_text="Why the last processing attempt failed, or why it was ignored.")
+    attempts = models.PositiveIntegerField(default=0)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WebhookEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        constraints = [
+            # The webhook view's replay check: the same request twice is stored once.
+            models.UniqueConstraint(fields=["partner", "action", "body_sha256"], name="webhook_event_unique_body"),
+        ]
+        indexes = [
+            # The webhook_events_requeue beat task looks for events stuck in these states.
+            models.Index(fields=["state", "received_at"], name="webhook_event_state_received"),
+            # The callbacks page lists one partner's newest events first.
+            models.Index(fields=["partner", "-received_at"], name="webhook_event_partner_recv"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action or '(no action)'} {self.received_at:%Y-%m-%d %H:%M:%S} ({self.state})"
+
+    @property
+    def body_text(self) -> str:
+        return bytes(self.body).decode("utf-8", errors="replace")
+
+    def order_key(self) -> int:
+        """Nanoseconds that order this event among others: RG's timestamp, else when it arrived."""
+        if self.timestamp_ns is not None:
+            return self.timestamp_ns
+        return int(self.received_at.timestamp()) * 1_000_000_000 + self.received_at.microsecond * 1000
+
+
+class WebhookRejection(models.Model):
+    """Callbacks refused for a missing or wrong signature, counted per partner for staff.
+
+    Nothing of a refused body is kept: an attacker must not be able to fill the database.
+    """
+
+    partner = models.OneToOneField(Partner, on_delete=models.CASCADE, related_name="webhook_rejection")
+    count = models.PositiveBigIntegerField(default=0)
+    last_reason = models.CharField(max_length=200, blank=True)
+    last_remote_addr = models.CharField(max_length=45, blank=True)
+    last_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.partner}: {self.count} rejected"
+
+
+class InboundLead(models.Model):
+    """The latest state of one lead on one site, as RG's callbacks described it."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="inbound_leads")
+    site_uuid = models.UUIDField()
+    lead_id = models.UUIDField()
+    details = models.JSONField(default=dict, help_text="Lead fields, merged field by field; newest event wins.")
+    detail_times = models.JSONField(
+        default=dict, help_text="Per field, the timestamp (ns) of the event that last set or unset it."
+    )
+    activities = models.JSONField(default=list, help_text="Activities RG reported, oldest first.")
+    is_potential_seller = models.BooleanField(default=False)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_event = models.ForeignKey(WebhookEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    last_event_ns = models.BigIntegerField(default=0, help_text="Order key of the newest event applied.")
+
+    class Meta:
+        ordering = ["-first_seen_at", "-id"]
+        constraints = [
+            # Callback processing finds the lead by these three.
+            models.UniqueConstraint(fields=["partner", "site_uuid", "lead_id"], name="inbound_lead_unique"),
+        ]
+
+    def __str__(self) -> str:
+        name = " ".join(str(self.details.get(k, "")) for k in ("first_name", "last_name")).strip()
+        return name or str(self.details.get("email", "")) or str(self.lead_id)
+
+
+class SiteAgent(models.Model):
+    """One RG user (agent or lender) of a site, kept from user_updated / user_deleted callbacks."""
+
+    partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="site_agents")
+    site_uuid = models.UUIDField()
+    user_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=200, blank=True)
+    email = models.CharField(max_length=254, blank=True)
+    role = models.CharField(max_length=32, blank=True)
+    data = models.JSONField(default=dict, help_text="The User object as RG last sent it.")
+    is_deleted = models.BooleanField(default=False)
+    updated_ns = models.BigIntegerField(default=0, help_text="Order key of the newest event applied.")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "user_id"]
+        constraints = [
+            # Callback processing finds the agent by these three.
+            models.UniqueConstraint(fields=["partner", "site_uuid", "user_id"], name="site_agent_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.email or self.user_id
+
+
+class GrantEmail(models.Model):
+    """One RG grant notification email (or text pasted by staff), kept raw with what was read from it."""
+
+    class Status(models.TextChoices):
+        GRANTED = "granted", "Sites read and granted"
+        NEEDS_REVIEW = "needs_review", "Needs review"
+        RESOLVED = "resolved", "Resolved by staff"
+        DISMISSED = "dismissed", "Dismissed by staff"
+
+    class Source(models.TextChoices):
+        INBOUND = "inbound", "Inbound email webhook"
+        IMAP = "imap", "Mailbox poll"
+        IMPORT = "import", "Imported file"
+        PASTE = "paste", "Pasted by staff"
+        SANDBOX = "sandbox", "Sandbox"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.CASCADE, related_name="grant_emails")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    dedupe_key = models.CharField(
+        max_length=255, unique=True, help_text="The Message-ID, or a hash of the message when it has none."
+    )
+    message_id = models.CharField(max_length=255, blank=True)
+    subject = models.CharField(max_length=255, blank=True)
+    sender = models.CharField(max_length=255, blank=True)
+    recipients = models.JSONField(default=list)
+    raw = models.BinaryField(help_text="The message as received, cut at GRANT_EMAIL_STORE_MAX_BYTES.")
+    raw_size = models.PositiveIntegerField(default=0, help_text="Size of the whole message in bytes.")
+    sites = models.JSONField(default=list, help_text="What the parser read: site_uuid, name and domain per site.")
+    status = models.CharField(max_length=16, choices=Status.choices)
+    review_reason = models.TextField(blank=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            # The grant emails page lists messages needing review, newest first.
+            models.Index(fields=["status", "-received_at"], name="grant_email_status_received"),
+            # The grant emails page filtered to one partner.
+            models.Index(fields=["partner", "-received_at"], name="grant_email_partner_received"),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or self.message_id or f"grant email {self.public_id}"
+
+    @property
+    def raw_truncated(self) -> bool:
+        return len(self.raw) < self.raw_size
+
+    @property
+    def raw_text(self) -> str:
+        return bytes(self.raw).decode("utf-8", errors="replace")

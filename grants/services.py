@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from grants.models import ApiKey, Partner, Site, SiteStatusChange
+from grants.models import ApiKey, GrantEmail, Partner, Site, SiteStatusChange, WebhookEvent
 from grants.signals import site_granted
 
 
@@ -25,7 +25,8 @@ def partner_create(
     """A new partner with a unique slug derived from its name."""
     base = slugify(name) or "partner"
     slug, n = base, 2
-    while Partner.objects.filter(slug=slug).exists():
+    # "new" would be shadowed by the dashboard's /partners/new/ page.
+    while slug == "new" or Partner.objects.filter(slug=slug).exists():
         slug, n = f"{base}-{n}", n + 1
     partner = Partner(
         name=name,
@@ -56,9 +57,25 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
     return key
 
 
-def _change_status(site: Site, to_status: str, *, source: str, note: str, actor: Optional[User]) -> SiteStatusChange:
+def _change_status(
+    site: Site,
+    to_status: str,
+    *,
+    source: str,
+    note: str,
+    actor: Optional[User],
+    webhook_event: Optional[WebhookEvent] = None,
+    grant_email: Optional[GrantEmail] = None,
+) -> SiteStatusChange:
     change = SiteStatusChange.objects.create(
-        site=site, from_status=site.status, to_status=to_status, source=source, note=note, actor=actor
+        site=site,
+        from_status=site.status,
+        to_status=to_status,
+        source=source,
+        note=note,
+        actor=actor,
+        webhook_event=webhook_event,
+        grant_email=grant_email,
     )
     site.status = to_status
     site.status_changed_at = change.created
@@ -76,10 +93,13 @@ def site_grant(
     rg_partner_id: str = "",
     note: str = "",
     actor: Optional[User] = None,
+    webhook_event: Optional[WebhookEvent] = None,
+    grant_email: Optional[GrantEmail] = None,
 ) -> Site:
     """Make the site active for the partner (creating it if new) and release its held deliveries.
 
-    Granting an active site again only fills in names it did not have.
+    Granting an active site again only fills in names it did not have. `webhook_event` or
+    `grant_email` is the evidence kept with the status change.
     """
     site, _ = Site.objects.select_for_update().get_or_create(
         partner=partner, site_uuid=site_uuid, defaults={"source": source}
@@ -88,7 +108,15 @@ def site_grant(
     site.domain = site.domain or domain
     site.rg_partner_id = rg_partner_id or site.rg_partner_id
     if site.status != Site.Status.ACTIVE:
-        _change_status(site, Site.Status.ACTIVE, source=source, note=note, actor=actor)
+        _change_status(
+            site,
+            Site.Status.ACTIVE,
+            source=source,
+            note=note,
+            actor=actor,
+            webhook_event=webhook_event,
+            grant_email=grant_email,
+        )
         site.source = source
         site.granted_at = site.status_changed_at
         transaction.on_commit(lambda: site_granted.send(sender=Site, site=site))
@@ -97,11 +125,27 @@ def site_grant(
 
 
 @transaction.atomic
-def site_revoke(*, site: Site, source: str, note: str = "", actor: Optional[User] = None) -> Site:
+def site_revoke(
+    *,
+    site: Site,
+    source: str,
+    note: str = "",
+    actor: Optional[User] = None,
+    webhook_event: Optional[WebhookEvent] = None,
+    grant_email: Optional[GrantEmail] = None,
+) -> Site:
     """Withdraw the grant: new deliveries to the site are held until it is granted again."""
     site = Site.objects.select_for_update().get(pk=site.pk)
     if site.status != Site.Status.REVOKED:
-        _change_status(site, Site.Status.REVOKED, source=source, note=note, actor=actor)
+        _change_status(
+            site,
+            Site.Status.REVOKED,
+            source=source,
+            note=note,
+            actor=actor,
+            webhook_event=webhook_event,
+            grant_email=grant_email,
+        )
         site.save()
     return site
 

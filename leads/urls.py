@@ -1,3 +1,35 @@
-from django.urls import URLPattern, URLResolver
+"""The push API under RG's own paths, the read and act API under /api/, and its schema and docs."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from leads.api import push, read
+
+app_name = "leads"
+
+# RG's paths exactly (the v1 ones have no trailing slash, v2's has one); a trailing slash is
+# tolerated both ways because some HTTP clients add or drop it.
+SITE = r"^rest/sites/(?P<site_uuid>[^/]+)"
+urlpatterns: list[URLPattern | URLResolver] = [
+    re_path(rf"{SITE}/leads/?$", push.CreateLeadView.as_view(), name="push-create-lead"),
+    re_path(rf"{SITE}/leads/(?P<lead_id>[^/]+)/?$", push.UpdateLeadView.as_view(), name="push-update-lead"),
+    re_path(
+        rf"{SITE}/leads/(?P<lead_id>[^/]+)/activities/?$",
+        push.AddActivitiesView.as_view(),
+        name="push-add-activities",
+    ),
+    re_path(rf"{SITE}/potential-seller-leads/?$", push.PotentialSellerLeadView.as_view(), name="push-potential-seller"),
+    re_path(rf"{SITE}/users/?$", push.UsersView.as_view(), name="push-users"),
+    re_path(
+        r"^v2/rest/sites/(?P<site_uuid>[^/]+)/leads/(?P<lead_id>[^/]+)/?$",
+        push.UpdateLeadV2View.as_view(),
+        name="push-update-lead-v2",
+    ),
+    path("api/leads/", read.LeadListView.as_view(), name="api-leads"),
+    path("api/leads/<str:lead_id>/", read.LeadDetailView.as_view(), name="api-lead"),
+    path("api/leads/<str:lead_id>/resend", read.LeadResendView.as_view(), name="api-lead-resend"),
+    path("api/deliveries/<str:delivery_id>/retry", read.DeliveryRetryView.as_view(), name="api-delivery-retry"),
+    path("api/sites/", read.SiteListView.as_view(), name="api-sites"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="leads:api-schema"), name="api-docs"),
+]

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "anymail",
     "axes",
     "portal",
@@ -155,6 +156,8 @@ AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=1.0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_SENSITIVE_PARAMETERS = ["password"]
+# Dashboard: the locked-out page in the portal's layout (status 429), not axes' plain text.
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -186,6 +189,27 @@ REALGEEKS_GRANT_URL_TEMPLATE = "https://leadrouter.realgeeks.com/dev/{company_id
 # DESIGN.md: connect ~5 s, read ~20 s. RG's own 2 s client timeout misreads slow successes.
 REALGEEKS_CONNECT_TIMEOUT = env.float("REALGEEKS_CONNECT_TIMEOUT", default=5.0)
 REALGEEKS_READ_TIMEOUT = env.float("REALGEEKS_READ_TIMEOUT", default=20.0)
+
+# Lead delivery (leads app). Retry delays grow BASE * FACTOR**(n-1) with +-JITTER, capped at
+# MAX; the defaults give 8 attempts over about 18 hours, then the delivery is dead.
+DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
+DELIVERY_RETRY_BASE_SECONDS = env.float("DELIVERY_RETRY_BASE_SECONDS", default=60.0)
+DELIVERY_RETRY_FACTOR = env.float("DELIVERY_RETRY_FACTOR", default=3.0)
+DELIVERY_RETRY_MAX_SECONDS = env.float("DELIVERY_RETRY_MAX_SECONDS", default=12 * 3600.0)
+DELIVERY_RETRY_JITTER = env.float("DELIVERY_RETRY_JITTER", default=0.2)
+# A worker's claim on a delivery; it must outlast one RG call (connect + read timeout).
+DELIVERY_LEASE_SECONDS = env.float(
+    "DELIVERY_LEASE_SECONDS", default=REALGEEKS_CONNECT_TIMEOUT + REALGEEKS_READ_TIMEOUT + 30.0
+)
+# A due delivery whose task was published this long ago without being picked up is published again.
+DELIVERY_REQUEUE_AFTER_SECONDS = env.float("DELIVERY_REQUEUE_AFTER_SECONDS", default=60.0)
+DELIVERY_SWEEP_INTERVAL_SECONDS = env.float("DELIVERY_SWEEP_INTERVAL_SECONDS", default=15.0)
+DELIVERY_SWEEP_BATCH = env.int("DELIVERY_SWEEP_BATCH", default=500)
+# Deliveries held for an ungranted site fail after this long, with a reason saying so.
+DELIVERY_HELD_MAX_AGE_HOURS = env.float("DELIVERY_HELD_MAX_AGE_HOURS", default=7 * 24.0)
+ATTEMPT_BODY_MAX_CHARS = env.int("ATTEMPT_BODY_MAX_CHARS", default=4000)
+PUSH_MAX_BODY_BYTES = env.int("PUSH_MAX_BODY_BYTES", default=1024 * 1024)
+REALGEEKS_USERS_CACHE_SECONDS = env.int("REALGEEKS_USERS_CACHE_SECONDS", default=60)
 
 # Celery. The default broker is kombu's filesystem transport: no server process, so
 # `make run` works on a bare machine. Production sets CELERY_BROKER_URL to Redis or RabbitMQ.
@@ -223,17 +247,43 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT",
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# portal: worker liveness for /healthz. A tick no worker took in time is dropped (`expires`), so
+# heartbeats do not pile up in the queue while every worker is down.
+WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=30.0)
+CELERY_BEAT_SCHEDULE["portal-heartbeat"] = {
+    "task": "portal.tasks.heartbeat_record",
+    "schedule": WORKER_HEARTBEAT_SECONDS,
+    "options": {"expires": WORKER_HEARTBEAT_SECONDS},
+}
+# leads: re-publish due, stale and orphaned deliveries. Sweeps are idempotent, so one missed
+# while the workers are down is dropped rather than queued behind the others.
+CELERY_BEAT_SCHEDULE["leads-sweep"] = {
+    "task": "leads.tasks.deliveries_sweep_task",
+    "schedule": DELIVERY_SWEEP_INTERVAL_SECONDS,
+    "options": {"expires": max(DELIVERY_SWEEP_INTERVAL_SECONDS, 10.0)},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": None,
+    # leads: every API error, DRF's own included, becomes RG's {"error": "..."} shape.
+    "EXCEPTION_HANDLER": "leads.api.errors.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Partner Portal API",
     "DESCRIPTION": "The Real Geeks Incoming Leads API, path for path, plus the portal's read and act API.",
     "VERSION": "1",
+    # leads: the docs page serves Swagger UI from the drf-spectacular-sidecar package, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "LeadStatusEnum": "leads.models.Lead.Status",
+        "DeliveryStatusEnum": "leads.models.Delivery.Status",
+        "SiteStatusEnum": "grants.models.Site.Status",
+    },
 }
 
 LOGGING = {
@@ -243,4 +293,53 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
+}
+
+# --- Site grants (grants app): Destination callbacks and grant emails ----------------------------
+# A callback body over this size gets 413 before it is read (RG's callbacks are a few KiB).
+GRANT_WEBHOOK_MAX_BODY_BYTES = env.int("GRANT_WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
+# Raw grant emails are kept up to this many bytes; the parser has read the whole message anyway.
+GRANT_EMAIL_STORE_MAX_BYTES = env.int("GRANT_EMAIL_STORE_MAX_BYTES", default=2 * 1024 * 1024)
+# The inbound-email provider, in anymail's spelling ("postmark", "mailgun", "amazon_ses", ...);
+# blank turns the webhook off. Its URL: /webhooks/grant-email/<esp>/inbound/. Anymail's own
+# settings come from ANYMAIL_* variables, e.g. ANYMAIL_WEBHOOK_SECRET=user:password (the basic
+# auth in the URL given to the provider) or ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY.
+GRANT_EMAIL_INBOUND_ESP = env.str("GRANT_EMAIL_INBOUND_ESP", default="")
+ANYMAIL = {name.removeprefix("ANYMAIL_"): value for name, value in env.ENVIRON.items() if name.startswith("ANYMAIL_")}
+if PRODUCTION and GRANT_EMAIL_INBOUND_ESP and not ANYMAIL.get("WEBHOOK_SECRET"):
+    raise ImproperlyConfigured("Set ANYMAIL_WEBHOOK_SECRET (user:password) to protect the grant-email webhook.")
+# The grant mailbox poll (IMAP) runs only when GRANT_IMAP_HOST is set.
+GRANT_IMAP_HOST = env.str("GRANT_IMAP_HOST", default="")
+GRANT_IMAP_PORT = env.int("GRANT_IMAP_PORT", default=993)
+GRANT_IMAP_SSL = env.bool("GRANT_IMAP_SSL", default=True)
+GRANT_IMAP_USER = env.str("GRANT_IMAP_USER", default="")
+GRANT_IMAP_PASSWORD = env.str("GRANT_IMAP_PASSWORD", default="")
+GRANT_IMAP_FOLDER = env.str("GRANT_IMAP_FOLDER", default="INBOX")
+GRANT_IMAP_BATCH = env.int("GRANT_IMAP_BATCH", default=100)
+GRANT_IMAP_TIMEOUT = env.float("GRANT_IMAP_TIMEOUT", default=30.0)
+GRANT_IMAP_POLL_SECONDS = env.float("GRANT_IMAP_POLL_SECONDS", default=60.0)
+if GRANT_IMAP_HOST and not (GRANT_IMAP_USER and GRANT_IMAP_PASSWORD):
+    raise ImproperlyConfigured("GRANT_IMAP_HOST is set: also set GRANT_IMAP_USER and GRANT_IMAP_PASSWORD.")
+# A callback whose broker message was lost (or whose worker died) is enqueued again.
+CELERY_BEAT_SCHEDULE["grants-webhook-events-requeue"] = {
+    "task": "grants.tasks.webhook_events_requeue",
+    "schedule": 60.0,
+}
+if GRANT_IMAP_HOST:
+    CELERY_BEAT_SCHEDULE["grants-mailbox-poll"] = {
+        "task": "grants.tasks.grant_mailbox_poll",
+        "schedule": GRANT_IMAP_POLL_SECONDS,
+    }
+
+# --- Staff dashboard, bulk retry (leads.bulk) ------------------------------------------------------
+# A job retries at most this many failed/dead deliveries (the page says so); a worker handles them
+# BULK_RETRY_CHUNK_SIZE per task, so one task stays far inside CELERY_TASK_SOFT_TIME_LIMIT.
+BULK_RETRY_MAX_DELIVERIES = env.int("BULK_RETRY_MAX_DELIVERIES", default=10_000)
+BULK_RETRY_CHUNK_SIZE = env.int("BULK_RETRY_CHUNK_SIZE", default=200)
+# An unfinished job with no progress for this long (a lost broker message) is published again.
+BULK_RETRY_STALL_SECONDS = env.float("BULK_RETRY_STALL_SECONDS", default=120.0)
+CELERY_BEAT_SCHEDULE["leads-bulk-retries-resume"] = {
+    "task": "leads.tasks.bulk_retries_resume_task",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
 }

@@ -1,5 +1,8 @@
 """Cross-cutting records: the staff audit trail and worker liveness."""
 
+import json
+from typing import Any, Optional
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -31,6 +34,18 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type}:{self.object_id}"
+
+    def changes(self) -> list[tuple[str, Optional[str], Optional[str]]]:
+        """(field, before, after) for every field the entry mentions, values as display text."""
+        before, after = self.before or {}, self.after or {}
+        fields = dict.fromkeys([*before, *after])
+        return [(field, _display(before.get(field)), _display(after.get(field))) for field in fields]
+
+
+def _display(value: Any) -> Optional[str]:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True)
 
 
 class WorkerHeartbeat(models.Model):

@@ -1,28 +1,59 @@
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from portal import health
-from portal.access import partners_visible_to
+from portal.access import partners_visible_to, staff_required
+from portal.models import AuditEntry
+
+AUDIT_PAGE_SIZE = 50
 
 
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database and the broker answer; 503 naming what does not (for load balancers)."""
+    """200 when the database and the broker answer; 503 naming what does not (for load balancers).
+
+    `workers_last_seen` (seconds since a worker's last heartbeat, or null) is information only.
+    """
     problems = {
         name: problem
         for name, problem in (("database", health.database_problem()), ("broker", health.broker_problem()))
         if problem
     }
+    workers_last_seen = health.workers_last_seen()
     if problems:
-        return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
-    return JsonResponse({"status": "ok"})
+        body = {"status": "unavailable", "problems": problems, "workers_last_seen": workers_last_seen}
+        return JsonResponse(body, status=503)
+    return JsonResponse({"status": "ok", "workers_last_seen": workers_last_seen})
 
 
-@login_required
-def home(request: HttpRequest) -> HttpResponse:
-    partners = partners_visible_to(request.user).prefetch_related("sites")
-    return render(request, "portal/home.html", {"partners": partners})
+@staff_required
+def audit_list(request: HttpRequest) -> HttpResponse:
+    """Newest first, filtered by partner and action, paged by id so deep pages stay cheap."""
+    partners = partners_visible_to(request.user)
+    visible = AuditEntry.objects.all()
+    if not request.user.is_superuser:
+        visible = visible.filter(partner__in=partners)
+    entries = visible.select_related("actor", "partner").order_by("-id")
+    partner_slug = request.GET.get("partner", "")
+    if partner_slug:
+        entries = entries.filter(partner__slug=partner_slug)
+    action = request.GET.get("action", "")
+    if action:
+        entries = entries.filter(action=action)
+    before = request.GET.get("before", "")
+    if before.isdigit():
+        entries = entries.filter(id__lt=int(before))
+    page = list(entries[: AUDIT_PAGE_SIZE + 1])
+    context = {
+        "entries": page[:AUDIT_PAGE_SIZE],
+        "next_before": page[AUDIT_PAGE_SIZE - 1].id if len(page) > AUDIT_PAGE_SIZE else None,
+        "partners": partners,
+        "partner_slug": partner_slug,
+        "action": action,
+        "actions": visible.order_by("action").values_list("action", flat=True).distinct(),
+        "section": "audit",
+    }
+    return render(request, "portal/audit_list.html", context)

@@ -8,7 +8,7 @@ from portal import health
 def test_healthz_answers_200_when_database_and_broker_answer(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    assert response.json() == {"status": "ok", "workers_last_seen": None}
 
 
 @pytest.mark.django_db

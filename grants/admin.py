@@ -1,0 +1,356 @@
+"""Django admin for grants.
+
+Partner, ApiKey, Site and SiteStatusChange (the dashboard engineer's part) come first. Secrets
+are write-only here as everywhere: a form field that is blank keeps the stored value, and no
+page renders rg_password or a webhook secret. Staff actions taken here are audited like the
+dashboard's. Models added later by the grants app are registered below this part.
+"""
+
+from typing import Any, Optional
+
+from django import forms
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html
+from django.views.decorators.debug import sensitive_post_parameters
+
+from grants import services
+from grants.models import ApiKey, Partner, Site, SiteStatusChange
+from portal.access import acting_user, partners_visible_to
+from portal.admin import PartnerScopedAdmin, ReadOnlyAdmin
+from portal.audit import MASK_CHANGED, audit_record
+
+
+class PartnerAdminForm(forms.ModelForm):
+    rg_api_url = forms.URLField(
+        label="RG API URL",
+        required=False,
+        assume_scheme="https",
+        help_text="Incoming API base URL; blank means the REALGEEKS_API_URL setting.",
+    )
+    new_rg_password = forms.CharField(
+        label="RG password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only. Leave blank to keep the current password (required for a new partner).",
+    )
+    new_webhook_secret = forms.CharField(
+        label="Add a webhook secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Write-only. Added in front of the existing ones; remove old ones in the dashboard.",
+    )
+
+    class Meta:
+        model = Partner
+        # Every field but the encrypted secrets, which only the write-only fields above set.
+        fields = [
+            "name",
+            "slug",
+            "rg_username",
+            "rg_partner_id",
+            "rg_company_id",
+            "rg_api_url",
+            "grant_email_address",
+            "is_active",
+            "staff",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.instance.pk is None and not cleaned.get("new_rg_password"):
+            self.add_error("new_rg_password", "A new partner needs its RG password.")
+        return cleaned
+
+    def save(self, commit: bool = True) -> Partner:
+        partner: Partner = super().save(commit=False)
+        if self.cleaned_data.get("new_rg_password"):
+            partner.rg_password = self.cleaned_data["new_rg_password"]
+        new_secret = self.cleaned_data.get("new_webhook_secret")
+        if new_secret and new_secret not in partner.webhook_secrets:
+            partner.webhook_secrets = [new_secret, *partner.webhook_secrets]
+        if commit:
+            partner.save()
+            self.save_m2m()
+        return partner
+
+
+def _audit_value(value: Any) -> Any:
+    if isinstance(value, QuerySet | list | tuple):
+        return [str(item) for item in value]
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    return str(value)
+
+
+@admin.register(Partner)
+class PartnerAdmin(admin.ModelAdmin):
+    form = PartnerAdminForm
+    list_display = ["name", "slug", "rg_username", "is_active", "created"]
+    list_filter = ["is_active"]
+    search_fields = ["name", "slug", "rg_username", "rg_partner_id"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["public_id", "created"]
+    filter_horizontal = ["staff"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Partner]:
+        return partners_visible_to(request.user)
+
+    @method_decorator(sensitive_post_parameters("new_rg_password", "new_webhook_secret"))
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: Optional[str] = None,
+        form_url: str = "",
+        extra_context: Optional[dict[str, Any]] = None,
+    ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request: HttpRequest, obj: Partner, form: forms.ModelForm, change: bool) -> None:
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            secrets_after = {
+                name: MASK_CHANGED
+                for field, name in (("new_rg_password", "rg_password"), ("new_webhook_secret", "webhook_secrets"))
+                if form.cleaned_data.get(field)
+            }
+            plain = [name for name in form.changed_data if name not in ("new_rg_password", "new_webhook_secret")]
+            audit_record(
+                actor=acting_user(request),
+                action="partner.edit" if change else "partner.create",
+                obj=obj,
+                partner=obj,
+                after={**{name: _audit_value(form.cleaned_data.get(name)) for name in plain}, **secrets_after},
+                reason="Django admin",
+            )
+
+
+@admin.action(description="Revoke the selected API keys")
+def revoke_api_keys(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+    revoked = 0
+    for key in queryset.filter(revoked_at__isnull=True).select_related("partner"):
+        with transaction.atomic():
+            services.api_key_revoke(key=key)
+            audit_record(
+                actor=acting_user(request),
+                action="api_key.revoke",
+                obj=key,
+                partner=key.partner,
+                before={"revoked_at": None},
+                after={"revoked_at": key.revoked_at},
+                reason="Django admin",
+            )
+        revoked += 1
+    modeladmin.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(PartnerScopedAdmin):
+    """Keys are issued in the dashboard, the one place that shows a new secret once."""
+
+    list_display = ["key_id", "partner", "label", "created", "last_used_at", "revoked_at"]
+    list_filter = ["partner", ("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["key_id", "label"]
+    fields = ["key_id", "partner", "label", "created", "last_used_at", "revoked_at"]
+    readonly_fields = ["key_id", "partner", "created", "last_used_at", "revoked_at"]
+    actions = [revoke_api_keys]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class SiteStatusChangeInline(admin.TabularInline):
+    model = SiteStatusChange
+    fields = ["created", "from_status", "to_status", "source", "actor", "note", "evidence"]
+    readonly_fields = ["created", "from_status", "to_status", "source", "actor", "note", "evidence"]
+    extra = 0
+    can_delete = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[SiteStatusChange]:
+        # Only the evidence's public ids are needed for the links, not the body or raw message.
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("actor")
+            .annotate(
+                webhook_event_public_id=F("webhook_event__public_id"),
+                grant_email_public_id=F("grant_email__public_id"),
+            )
+        )
+
+    def has_add_permission(self, request: HttpRequest, obj: Optional[Any] = None) -> bool:
+        return False
+
+    @admin.display(description="Evidence")
+    def evidence(self, obj: SiteStatusChange) -> str:
+        """A link to the dashboard page of the callback or grant email that caused the change."""
+        if public_id := getattr(obj, "webhook_event_public_id", None):
+            return format_html('<a href="{}">callback</a>', reverse("portal:callback_detail", args=[public_id]))
+        if public_id := getattr(obj, "grant_email_public_id", None):
+            return format_html('<a href="{}">grant email</a>', reverse("portal:grant_email_detail", args=[public_id]))
+        return "—"
+
+
+@admin.register(Site)
+class SiteAdmin(PartnerScopedAdmin):
+    """Names are editable; status only moves through grant and revoke, which keep the history."""
+
+    list_display = ["__str__", "site_uuid", "partner", "status", "source", "granted_at"]
+    list_filter = ["status", "source", "partner"]
+    search_fields = ["site_uuid", "name", "domain"]
+    fields = [
+        "partner",
+        "site_uuid",
+        "name",
+        "domain",
+        "rg_partner_id",
+        "status",
+        "source",
+        "granted_at",
+        "status_changed_at",
+        "created",
+    ]
+    readonly_fields = ["partner", "site_uuid", "status", "source", "granted_at", "status_changed_at", "created"]
+    inlines = [SiteStatusChangeInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(SiteStatusChange)
+class SiteStatusChangeAdmin(ReadOnlyAdmin, PartnerScopedAdmin):
+    partner_path = "site__partner"
+    list_display = ["created", "site", "from_status", "to_status", "source", "actor"]
+    list_filter = ["to_status", "source"]
+    list_select_related = ["site", "actor"]
+
+
+# --- Models added by the grants app (callbacks, grant emails) are registered below. ---
+
+from grants import callbacks, emails  # noqa: E402  (grouped with the models they administer)
+from grants.destination import CallbackProblem  # noqa: E402
+from grants.models import GrantEmail, InboundLead, SiteAgent, WebhookEvent, WebhookRejection  # noqa: E402
+
+
+@admin.action(description="Process the selected callbacks again")
+def reprocess_webhook_events(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[WebhookEvent]
+) -> None:
+    queued = 0
+    for event in queryset.select_related("partner"):
+        try:
+            with transaction.atomic():
+                callbacks.webhook_event_reprocess(event=event)
+                audit_record(actor=request.user, action="webhook_event.reprocess", obj=event, partner=event.partner)
+        except CallbackProblem as exc:
+            modeladmin.message_user(request, f"{event}: {exc}", messages.WARNING)
+            continue
+        queued += 1
+    modeladmin.message_user(request, f"{queued} callback(s) queued for processing.", messages.SUCCESS)
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ReadOnlyAdmin, PartnerScopedAdmin):
+    list_display = ["received_at", "partner", "action", "site_uuid", "state", "attempts"]
+    list_filter = ["state", "action", "partner"]
+    search_fields = ["public_id", "site_uuid", "lead_id", "body_sha256"]
+    list_select_related = ["partner"]
+    readonly_fields = [
+        "public_id",
+        "partner",
+        "received_at",
+        "remote_addr",
+        "action",
+        "timestamp_raw",
+        "timestamp",
+        "site_uuid",
+        "lead_id",
+        "is_valid",
+        "state",
+        "error",
+        "attempts",
+        "claimed_at",
+        "processed_at",
+        "headers",
+        "body_text",
+        "body_sha256",
+    ]
+    actions = [reprocess_webhook_events]
+
+    def has_change_permission(self, request: HttpRequest, obj: Optional[Any] = None) -> bool:
+        # Read-only pages, but the reprocess action needs the change permission to be offered.
+        return obj is None and super(ReadOnlyAdmin, self).has_change_permission(request, obj)
+
+
+@admin.register(WebhookRejection)
+class WebhookRejectionAdmin(ReadOnlyAdmin, PartnerScopedAdmin):
+    list_display = ["partner", "count", "last_reason", "last_remote_addr", "last_at"]
+    list_select_related = ["partner"]
+
+
+@admin.register(InboundLead)
+class InboundLeadAdmin(ReadOnlyAdmin, PartnerScopedAdmin):
+    list_display = ["__str__", "partner", "site_uuid", "lead_id", "is_potential_seller", "first_seen_at"]
+    list_filter = ["is_potential_seller", "partner"]
+    search_fields = ["lead_id", "site_uuid"]
+    list_select_related = ["partner"]
+
+
+@admin.register(SiteAgent)
+class SiteAgentAdmin(ReadOnlyAdmin, PartnerScopedAdmin):
+    list_display = ["__str__", "partner", "site_uuid", "user_id", "role", "email", "is_deleted", "updated_at"]
+    list_filter = ["is_deleted", "role", "partner"]
+    search_fields = ["user_id", "name", "email", "site_uuid"]
+    list_select_related = ["partner"]
+
+
+@admin.action(description="Read the selected grant emails again")
+def reparse_grant_emails(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[GrantEmail]) -> None:
+    for grant_email in queryset.filter(status=GrantEmail.Status.NEEDS_REVIEW):
+        with transaction.atomic():
+            grant_email = emails.grant_email_reparse(grant_email=grant_email)
+            audit_record(
+                actor=request.user,
+                action="grant_email.reparse",
+                obj=grant_email,
+                partner=grant_email.partner,
+                after={"status": grant_email.status},
+            )
+    modeladmin.message_user(request, "Messages waiting for review were read again.", messages.SUCCESS)
+
+
+@admin.register(GrantEmail)
+class GrantEmailAdmin(ReadOnlyAdmin, PartnerScopedAdmin):
+    """Staff see what was read; resolving by hand is the dashboard's grant-email page."""
+
+    list_display = ["received_at", "partner", "subject", "sender", "source", "status"]
+    list_filter = ["status", "source", "partner"]
+    search_fields = ["public_id", "message_id", "subject", "sender"]
+    list_select_related = ["partner"]
+    readonly_fields = [
+        "public_id",
+        "partner",
+        "source",
+        "status",
+        "review_reason",
+        "received_at",
+        "message_id",
+        "subject",
+        "sender",
+        "recipients",
+        "sites",
+        "raw_size",
+        "raw_text",
+        "created_by",
+        "resolved_by",
+        "resolved_at",
+    ]
+    actions = [reparse_grant_emails]
+
+    def has_change_permission(self, request: HttpRequest, obj: Optional[Any] = None) -> bool:
+        return obj is None and super(ReadOnlyAdmin, self).has_change_permission(request, obj)

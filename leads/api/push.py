@@ -1,0 +1,178 @@
+"""The push API: RG's Incoming Leads API, path for path, so RG's client libraries work by
+changing only the host. Same success codes and bodies as RG (`201 {}`, `200 {}`), same errors.
+
+Choices where RG cannot be copied (documented in the OpenAPI descriptions too):
+- A site this partner has never seen is accepted; its deliveries are held until it is granted.
+- An update or activities for a lead id the portal never saw is accepted and forwarded: its
+  create may have gone to RG directly, before the partner switched to the portal.
+- A lead id already used on another site is refused: 422 on a create, 404 on an update.
+"""
+
+import uuid
+from typing import Any, Optional
+
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound, ParseError, PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from grants.authentication import ApiKeyAuthentication
+from grants.models import ApiKey, Partner
+from leads import realgeeks
+from leads.api.access import HasApiKey
+from leads.api.errors import PayloadTooLarge, UpstreamError
+from leads.api.negotiation import JsonOnly
+from leads.models import Operation
+from leads.services import lead_submit
+from leads.validation import parse_json
+
+ERRORS = {
+    400: OpenApiResponse(description='Body is not valid JSON: `{"error": "..."}`'),
+    401: OpenApiResponse(description="Missing or wrong API key (HTTP Basic: key id, secret)."),
+    413: OpenApiResponse(description="Body larger than PUSH_MAX_BODY_BYTES."),
+    422: OpenApiResponse(description='A field did not validate; the message names it: `{"error": "..."}`'),
+}
+
+
+def path_uuid(value: Optional[str], what: str) -> uuid.UUID:
+    """A UUID from the URL; anything else is a 404 in RG's error shape."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"{what} {str(value)[:100]!r} is not a valid UUID.") from None
+
+
+def request_body(request: Request) -> bytes:
+    """The raw body, refused with 413 past PUSH_MAX_BODY_BYTES before it is read when possible."""
+    limit = settings.PUSH_MAX_BODY_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        # Django itself would fail on it later with a 500; a proxy normally refuses it first.
+        raise ParseError("Invalid Content-Length header.") from None
+    if declared > limit:
+        raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise PayloadTooLarge(f"Request body is larger than {limit} bytes.") from None
+    if len(body) > limit:
+        raise PayloadTooLarge(f"Request body is larger than {limit} bytes.")
+    return body
+
+
+class PushView(APIView):
+    content_negotiation_class = JsonOnly
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasApiKey]
+    # The body is parsed here with leads.validation.parse_json, so a bad body gets RG's 400.
+    parser_classes: list[Any] = []
+    metadata_class = None  # no OPTIONS description: RG has none, and it would bypass RG's shape
+    operation: str = ""
+    success_status: int = status.HTTP_200_OK
+
+    def submit(self, request: Request, site_uuid: str, lead_id: Optional[str] = None) -> Response:
+        assert isinstance(request.auth, ApiKey)
+        site = path_uuid(site_uuid, "Site")
+        lead = path_uuid(lead_id, "Lead") if lead_id is not None else None
+        data = parse_json(request_body(request))
+        lead_submit(partner=request.auth.partner, site_uuid=site, operation=self.operation, data=data, lead_id=lead)
+        return Response({}, status=self.success_status)
+
+
+def _schema(summary: str, success: int) -> Any:
+    return extend_schema(
+        summary=summary,
+        request=OpenApiTypes.OBJECT,
+        responses={success: OpenApiResponse(description="Accepted: `{}`"), **ERRORS},
+    )
+
+
+class CreateLeadView(PushView):
+    operation = Operation.CREATE_LEAD
+    success_status = status.HTTP_201_CREATED
+
+    @_schema("Create a lead (RG: POST /rest/sites/{site_uuid}/leads)", 201)
+    def post(self, request: Request, site_uuid: str) -> Response:
+        return self.submit(request, site_uuid)
+
+
+class UpdateLeadView(PushView):
+    operation = Operation.UPDATE_LEAD
+
+    @_schema("Update a lead; activities in the body are added (RG: PATCH .../leads/{lead_id})", 200)
+    def patch(self, request: Request, site_uuid: str, lead_id: str) -> Response:
+        return self.submit(request, site_uuid, lead_id)
+
+
+class AddActivitiesView(PushView):
+    operation = Operation.ADD_ACTIVITIES
+
+    @_schema("Add activities: the body is a JSON list (RG: POST .../leads/{lead_id}/activities)", 200)
+    def post(self, request: Request, site_uuid: str, lead_id: str) -> Response:
+        return self.submit(request, site_uuid, lead_id)
+
+
+class PotentialSellerLeadView(PushView):
+    operation = Operation.POTENTIAL_SELLER
+    success_status = status.HTTP_201_CREATED
+
+    @_schema("Create a potential seller lead (RG: POST .../potential-seller-leads)", 201)
+    def post(self, request: Request, site_uuid: str) -> Response:
+        return self.submit(request, site_uuid)
+
+
+class UpdateLeadV2View(PushView):
+    operation = Operation.UPDATE_LEAD_V2
+
+    @_schema('Update a lead, v2: "" unsets a field (RG: PATCH /v2/rest/sites/.../leads/{lead_id}/)', 200)
+    def patch(self, request: Request, site_uuid: str, lead_id: str) -> Response:
+        return self.submit(request, site_uuid, lead_id)
+
+
+class UsersView(APIView):
+    content_negotiation_class = JsonOnly
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasApiKey]
+
+    @extend_schema(
+        summary="The site's agents and lenders, from RG (cached briefly)",
+        responses={
+            200: OpenApiTypes.OBJECT,
+            401: ERRORS[401],
+            403: OpenApiResponse(description="RG refused the partner's credentials for this site."),
+            502: OpenApiResponse(description="RG failed or did not answer."),
+        },
+    )
+    def get(self, request: Request, site_uuid: str) -> Response:
+        assert isinstance(request.auth, ApiKey)
+        return Response(users_for(request.auth.partner, path_uuid(site_uuid, "Site")))
+
+
+def users_for(partner: Partner, site_uuid: uuid.UUID) -> list[dict[str, Any]]:
+    """RG's user list, cached for REALGEEKS_USERS_CACHE_SECONDS: agent pickers call it often."""
+    cache_key = f"leads:rg-users:{partner.pk}:{site_uuid}"
+    users = cache.get(cache_key)
+    if users is not None:
+        return list(users)
+    creds = realgeeks.Credentials(partner.api_url(), partner.rg_username, partner.rg_password)
+    try:
+        users = realgeeks.list_users(creds, site_uuid)
+    except realgeeks.RealGeeksError as exc:
+        # RG's 401 means the partner's RG credentials or grant, not the caller's key: never
+        # pass it through as a 401, or the product would think its portal key is wrong.
+        if exc.status in (401, 403):
+            raise PermissionDenied(
+                f"Real Geeks refused this site to the partner's credentials. {exc.message}"
+            ) from None
+        if exc.status == 404:
+            raise NotFound(exc.message) from None
+        raise UpstreamError(exc.message) from None
+    cache.set(cache_key, users, settings.REALGEEKS_USERS_CACHE_SECONDS)
+    return users

@@ -1,0 +1,478 @@
+"""Leads, their deliveries to Real Geeks (the outbox) and every attempt at one."""
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Optional
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from grants.models import Site
+
+
+class Operation(models.TextChoices):
+    """The RG Incoming API call a delivery makes."""
+
+    CREATE_LEAD = "create_lead", "Create lead"
+    UPDATE_LEAD = "update_lead", "Update lead"
+    ADD_ACTIVITIES = "add_activities", "Add activities"
+    POTENTIAL_SELLER = "potential_seller", "Potential seller lead"
+    UPDATE_LEAD_V2 = "update_lead_v2", "Update lead (v2)"
+
+
+# Operations that bring a lead into existence at RG; the others need one of these delivered first.
+CREATING_OPERATIONS = (Operation.CREATE_LEAD, Operation.POTENTIAL_SELLER)
+# LeadQuerySet.with_operation: up to this many deliveries, an operation's leads are found from its deliveries.
+RARE_OPERATION_MAX = 5000
+WHOLE_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _site_ids(site_uuid: uuid.UUID | str) -> list[int]:
+    # Literal ids (one site per partner has this UUID), not a subquery: the database then reads
+    # the (site, created, id) index in order instead of testing every lead of the partner.
+    return list(Site.objects.filter(site_uuid=site_uuid).values_list("pk", flat=True))
+
+
+class LeadQuerySet(models.QuerySet["Lead"]):
+    def for_partners(self, partners: Any) -> "LeadQuerySet":
+        return self.filter(partner__in=partners)
+
+    def lock(self, pk: int) -> "Lead":
+        """The lead, row-locked until the transaction ends: its deliveries change one at a time."""
+        return self.select_for_update().get(pk=pk)
+
+    def search(self, text: str) -> "LeadQuerySet":
+        """What staff typed, in any case. A whole email address, lead id or site UUID is looked up
+        exactly, on an index; other text matches anywhere in the email, name or phone, which reads
+        the leads newest first until a page is full (so a rare word reads many of them)."""
+        text = text.strip()
+        if not text:
+            return self
+        if WHOLE_EMAIL.fullmatch(text):
+            return self.alias(email_lower=Lower("email")).filter(email_lower=text.lower())
+        try:
+            value = uuid.UUID(text)
+        except ValueError:
+            return self.filter(Q(email__icontains=text) | Q(name__icontains=text) | Q(phone__icontains=text))
+        # One indexed lookup or the other: an OR of the two would make the database walk every
+        # lead. A lead id that is also a site UUID would be a sender's mistake; the site wins.
+        sites = _site_ids(value)
+        return self.filter(site_id__in=sites) if sites else self.filter(lead_id=value)
+
+    def with_operation(self, operation: str) -> "LeadQuerySet":
+        """Leads with at least one delivery of this kind.
+
+        Two plans, because one is fast where the other is slow: a rare operation's few leads are
+        found from the deliveries' (operation, lead) index and sorted; a common one is checked
+        lead by lead while walking the list's index in order, which stops after one page. A count
+        capped at RARE_OPERATION_MAX reads at most that many index entries to choose.
+        """
+        of_kind = Delivery.objects.filter(operation=operation)
+        if of_kind[: RARE_OPERATION_MAX + 1].count() <= RARE_OPERATION_MAX:
+            return self.filter(pk__in=of_kind.values("lead_id"))
+        return self.filter(models.Exists(of_kind.filter(lead=models.OuterRef("pk"))))
+
+    def filter_by(self, filters: Mapping[str, Any]) -> "LeadQuerySet":
+        """The list filters shared by the read API and the dashboard; absent keys do not filter.
+
+        Keys: status, site (UUID), partner (slug), operation, http_status, created_after and
+        created_before (datetimes; after is inclusive, before exclusive), q (see `search`).
+        """
+        leads = self
+        if filters.get("status"):
+            leads = leads.filter(status=filters["status"])
+        if filters.get("site"):
+            leads = leads.filter(site_id__in=_site_ids(filters["site"]))
+        if filters.get("partner"):
+            leads = leads.filter(partner__slug=filters["partner"])
+        if filters.get("operation"):
+            leads = leads.with_operation(filters["operation"])
+        if filters.get("http_status") is not None:
+            leads = leads.filter(last_status_code=filters["http_status"])
+        if filters.get("created_after"):
+            leads = leads.filter(created__gte=filters["created_after"])
+        if filters.get("created_before"):
+            leads = leads.filter(created__lt=filters["created_before"])
+        if filters.get("q"):
+            leads = leads.search(filters["q"])
+        return leads
+
+    def older_than(self, created: datetime, pk: int) -> "LeadQuerySet":
+        """Keyset page after (created, pk) in newest-first order. The plain `created <=` bound is
+        redundant but lets the database start its index range there instead of at the top."""
+        return self.filter(Q(created__lt=created) | Q(created=created, pk__lt=pk), created__lte=created)
+
+    def newer_than(self, created: datetime, pk: int) -> "LeadQuerySet":
+        """Keyset page before (created, pk) in newest-first order; read it oldest first."""
+        return self.filter(Q(created__gt=created) | Q(created=created, pk__gt=pk), created__gte=created)
+
+
+class Lead(models.Model):
+    """A lead as the partner sent it; `data` is its current state, merged from every update."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        HELD = "held", "Held (site not granted)"
+        RETRYING = "retrying", "Retrying"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    partner = models.ForeignKey("grants.Partner", on_delete=models.CASCADE, related_name="leads")
+    site = models.ForeignKey("grants.Site", on_delete=models.PROTECT, related_name="leads")
+    lead_id = models.UUIDField(help_text="The public id, and RG's `id` for this lead.")
+    data = models.JSONField(default=dict, help_text="Current lead body: the create merged with later updates.")
+    email = models.CharField(max_length=254, blank=True)
+    name = models.CharField(max_length=300, blank=True)
+    phone = models.CharField(max_length=64, blank=True)
+    status = models.CharField(
+        max_length=16,
+        choices=Status.choices,
+        default=Status.PENDING,
+        help_text="Summary of the lead's deliveries, kept current so list pages need no aggregation.",
+    )
+    created_elsewhere = models.BooleanField(
+        default=False,
+        help_text="First seen in an update or activity: its create reached RG another way; nothing waits for one.",
+    )
+    last_status_code = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="RG's last HTTP status for the delivery behind `status` (list pages)."
+    )
+    last_error = models.CharField(
+        max_length=500, blank=True, help_text="Why the delivery behind `status` failed or waits (list pages)."
+    )
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    objects = LeadQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        constraints = [models.UniqueConstraint(fields=["partner", "lead_id"], name="lead_unique_per_partner")]
+        indexes = [
+            # The read API and dashboard list a partner's leads newest first (keyset pages).
+            models.Index(fields=["partner", "-created", "-id"], name="lead_partner_created"),
+            # The dashboard's list for superusers, who see every partner's leads.
+            models.Index(fields=["-created", "-id"], name="lead_created"),
+            # The same lists filtered by status.
+            models.Index(fields=["partner", "status", "-created", "-id"], name="lead_partner_status"),
+            # ... by site (a site belongs to one partner).
+            models.Index(fields=["site", "-created", "-id"], name="lead_site_created"),
+            # ... by RG's last HTTP status (the dashboard's "422s of this partner").
+            models.Index(fields=["partner", "last_status_code", "-created", "-id"], name="lead_partner_http"),
+            # Search by lead id across partners (superusers); one partner's uses the unique constraint.
+            models.Index(fields=["lead_id"], name="lead_lead_id"),
+            # Search by a whole email address, in any case (LeadQuerySet.search).
+            models.Index(Lower("email"), name="lead_email_lower"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name or self.email or str(self.lead_id)
+
+    @property
+    def public_id(self) -> uuid.UUID:
+        """The id staff and RG know the lead by (the audit trail names objects by `public_id`)."""
+        return self.lead_id
+
+    def refresh_status(self) -> None:
+        """Recompute `status`, and the HTTP status and error behind it, from the deliveries; save
+        what changed."""
+        rows = list(self.deliveries.values_list("operation", "sequence", "status", "last_status_code", "last_error"))
+        status, code, error = lead_summary_from(rows)
+        changes = {
+            name: value
+            for name, value in (("status", status), ("last_status_code", code), ("last_error", error[:500]))
+            if getattr(self, name) != value
+        }
+        if changes:
+            for name, value in changes.items():
+                setattr(self, name, value)
+            Lead.objects.filter(pk=self.pk).update(**changes)
+
+    def refresh_identity(self) -> None:
+        """Copy the searchable fields out of `data`."""
+        data = self.data
+        name = " ".join(str(data.get(k) or "") for k in ("first_name", "last_name")).strip()
+        self.email = str(data.get("email") or "")[:254]
+        self.name = name[:300]
+        self.phone = str(data.get("phone") or "")[:64]
+
+
+def lead_status_from(deliveries: list[tuple[str, int, str]]) -> str:
+    """A lead's status from its deliveries' (operation, sequence, status); see lead_summary_from."""
+    return lead_summary_from([(operation, sequence, status, None, "") for operation, sequence, status in deliveries])[0]
+
+
+def lead_summary_from(
+    deliveries: Sequence[tuple[str, int, str, Optional[int], str]],
+) -> tuple[str, Optional[int], str]:
+    """A lead's (status, last HTTP status, last error) from its deliveries' (operation, sequence,
+    status, last_status_code, last_error).
+
+    A failure stops counting once a later delivery of the same kind was delivered (a resend
+    or a retry fixed it); otherwise the most urgent state wins, and the HTTP status and error
+    are those of the latest delivery in that state: the one staff need to look at.
+    """
+
+    def kind(operation: str) -> str:
+        return "create" if operation in CREATING_OPERATIONS else operation
+
+    delivered_at: dict[str, int] = {}
+    for operation, sequence, status, _, _ in deliveries:
+        if status == Delivery.Status.DELIVERED:
+            delivered_at[kind(operation)] = max(sequence, delivered_at.get(kind(operation), 0))
+    counting = [
+        row
+        for row in deliveries
+        if row[2] not in (Delivery.Status.FAILED, Delivery.Status.DEAD) or delivered_at.get(kind(row[0]), 0) < row[1]
+    ]
+    for candidates, summary in (
+        ({Delivery.Status.FAILED, Delivery.Status.DEAD}, Lead.Status.FAILED),
+        ({Delivery.Status.RETRYING}, Lead.Status.RETRYING),
+        ({Delivery.Status.HELD}, Lead.Status.HELD),
+        ({Delivery.Status.PENDING, Delivery.Status.WAITING, Delivery.Status.CLAIMED}, Lead.Status.PENDING),
+        ({Delivery.Status.DELIVERED}, Lead.Status.DELIVERED),
+        ({Delivery.Status.CANCELLED}, Lead.Status.CANCELLED),
+    ):
+        behind = [row for row in counting if row[2] in candidates]
+        if behind:
+            _, _, _, code, error = max(behind, key=lambda row: row[1])
+            return summary, code, error or ""
+    return Lead.Status.PENDING, None, ""
+
+
+class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    def open(self) -> "DeliveryQuerySet":
+        """Deliveries that will still be attempted without anyone acting."""
+        return self.filter(status__in=Delivery.OPEN_STATUSES)
+
+    def needing_a_human(self) -> "DeliveryQuerySet":
+        return self.filter(status__in=[Delivery.Status.FAILED, Delivery.Status.DEAD])
+
+
+class Delivery(models.Model):
+    """One call to RG that must happen: the outbox row. The retry schedule lives here."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        WAITING = "waiting", "Waiting for an earlier delivery of the lead"
+        HELD = "held", "Held (site not granted)"
+        CLAIMED = "claimed", "In flight"
+        RETRYING = "retrying", "Retrying"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (needs a human)"
+        DEAD = "dead", "Dead (out of attempts)"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class Origin(models.TextChoices):
+        API = "api", "Push API"
+        RESEND = "resend", "Resend"
+        COMMAND = "command", "send command"
+        DASHBOARD = "dashboard", "Dashboard"
+
+    OPEN_STATUSES = (Status.PENDING, Status.WAITING, Status.HELD, Status.CLAIMED, Status.RETRYING)
+    # Statuses an earlier delivery of the same lead blocks a later one in (WAITING does not, or a
+    # resent create behind a waiting update would wait forever).
+    BLOCKING_STATUSES = (Status.PENDING, Status.HELD, Status.CLAIMED, Status.RETRYING)
+    TERMINAL_STATUSES = (Status.DELIVERED, Status.FAILED, Status.DEAD, Status.CANCELLED)
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="deliveries")
+    sequence = models.PositiveIntegerField(help_text="Position among the lead's deliveries; they go out in this order.")
+    operation = models.CharField(max_length=20, choices=Operation.choices)
+    payload = models.JSONField(help_text="The request body sent to RG, fixed at acceptance.")
+    origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.API)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    retry_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who asked for the pending manual retry; its attempt names them.",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    attempts_before_retry = models.PositiveIntegerField(
+        default=0, help_text="attempt_count when a person last retried it; the automatic budget counts from here."
+    )
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a worker may try next; empty while waiting, held or finished."
+    )
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a task was last published for it; the sweeper re-publishes stale ones."
+    )
+    claimed_until = models.DateTimeField(
+        null=True, blank=True, help_text="A worker's lease; once past, the sweeper hands the row to another."
+    )
+    claim_token = models.UUIDField(null=True, blank=True, help_text="Names the claim that may record the outcome.")
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(default=timezone.now)
+    updated = models.DateTimeField(default=timezone.now)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["lead", "sequence"]
+        verbose_name_plural = "deliveries"
+        constraints = [models.UniqueConstraint(fields=["lead", "sequence"], name="delivery_unique_sequence")]
+        indexes = [
+            # deliveries_sweep: pending/retrying rows that are due and not freshly published.
+            models.Index(
+                fields=["next_attempt_at"],
+                name="delivery_due",
+                condition=Q(status__in=["pending", "retrying"]),
+            ),
+            # deliveries_sweep: claims whose lease ran out (a worker died).
+            models.Index(fields=["claimed_until"], name="delivery_claim_expiry", condition=Q(status="claimed")),
+            # deliveries_sweep (held max age) and deliveries_release_held (by site, through lead).
+            models.Index(fields=["created"], name="delivery_held_age", condition=Q(status="held")),
+            # retry_failed and the dashboard's failure list.
+            models.Index(fields=["status", "-created"], name="delivery_status_created"),
+            # The leads list's operation filter (LeadQuerySet.with_operation): the leads of a rare operation.
+            models.Index(fields=["operation", "lead"], name="delivery_operation_lead"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} #{self.sequence} of {self.lead.lead_id}: {self.status}"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in self.TERMINAL_STATUSES
+
+    def lead_must_exist_first(self) -> bool:
+        return self.operation not in CREATING_OPERATIONS
+
+
+class DeliveryAttempt(models.Model):
+    """One call to RG, written before the call and completed after it."""
+
+    class Trigger(models.TextChoices):
+        AUTOMATIC = "automatic", "Automatic (on acceptance)"
+        SWEEPER = "sweeper", "Sweeper (scheduled retry or recovery)"
+        MANUAL = "manual", "Manual retry"
+        BULK = "bulk", "Bulk retry"
+
+    class Outcome(models.TextChoices):
+        STARTED = "started", "In progress"
+        DELIVERED = "delivered", "Delivered"
+        RETRY = "retry", "Failed, will retry"
+        FAILED = "failed", "Failed permanently"
+        DEAD = "dead", "Failed, out of attempts"
+        INTERRUPTED = "interrupted", "Interrupted (worker stopped)"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    request_method = models.CharField(max_length=8)
+    request_url = models.CharField(max_length=500)
+    request_body = models.TextField(blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True, help_text="Truncated to ATTEMPT_BODY_MAX_CHARS.")
+    error = models.CharField(max_length=500, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.STARTED)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        indexes = [
+            # delivery_attempt marks attempts left STARTED by a killed worker as interrupted.
+            models.Index(fields=["delivery"], name="attempt_started", condition=Q(outcome="started")),
+            # leads.stats (the overview): attempts in a time window grouped by hour and outcome,
+            # and their durations sorted for the percentiles, read from the index alone.
+            models.Index(fields=["started", "outcome", "duration_ms"], name="attempt_window"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery_id}: {self.outcome}"
+
+
+class BulkRetry(models.Model):
+    """One staff request to retry many failed or dead deliveries, run in chunks by a worker.
+
+    The deliveries are chosen when the job is created (its items), so the count staff confirmed
+    is the count retried, whatever happens to the filter's matches meanwhile.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    partner = models.ForeignKey("grants.Partner", on_delete=models.CASCADE, related_name="bulk_retries")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    filters = models.JSONField(default=dict, help_text="The filter staff chose, as shown on the job's page.")
+    total = models.PositiveIntegerField(default=0, help_text="Deliveries chosen (at most BULK_RETRY_MAX_DELIVERIES).")
+    done = models.PositiveIntegerField(default=0, help_text="Deliveries the job has handled so far.")
+    retried = models.PositiveIntegerField(default=0, help_text="Handled and sent to be attempted again.")
+    skipped = models.PositiveIntegerField(
+        default=0, help_text="Handled but left alone: no longer failed or dead when the job reached them."
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED)
+    created = models.DateTimeField(default=timezone.now)
+    started = models.DateTimeField(null=True, blank=True)
+    updated = models.DateTimeField(
+        default=timezone.now, help_text="Last progress; bulk_retries_resume re-publishes jobs that stopped moving."
+    )
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = "bulk retry"
+        indexes = [
+            # The bulk page lists a partner's newest jobs.
+            models.Index(fields=["partner", "-created"], name="bulk_retry_partner_created"),
+            # bulk_retries_resume: unfinished jobs whose progress stalled (a lost message).
+            models.Index(fields=["updated"], name="bulk_retry_unfinished", condition=~Q(state="finished")),
+        ]
+
+    def __str__(self) -> str:
+        return f"bulk retry {self.public_id}: {self.done}/{self.total} ({self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state == self.State.FINISHED
+
+
+class BulkRetryItem(models.Model):
+    """One delivery a bulk retry chose, and what the job did with it."""
+
+    class Result(models.TextChoices):
+        PENDING = "pending", "Not reached yet"
+        RETRIED = "retried", "Retried"
+        SKIPPED = "skipped", "Skipped"
+
+    job = models.ForeignKey(BulkRetry, on_delete=models.CASCADE, related_name="items")
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="bulk_retry_items")
+    result = models.CharField(max_length=16, choices=Result.choices, default=Result.PENDING)
+    note = models.CharField(max_length=200, blank=True, help_text="Why it was skipped.")
+
+    class Meta:
+        ordering = ["job", "id"]
+        constraints = [models.UniqueConstraint(fields=["job", "delivery"], name="bulk_retry_item_unique")]
+        indexes = [
+            # bulk_retry_run takes the job's next pending items in id order, a chunk at a time.
+            models.Index(fields=["job", "result", "id"], name="bulk_retry_item_next"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} in {self.job_id}: {self.result}"

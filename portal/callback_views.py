@@ -1,0 +1,221 @@
+"""Destination callbacks for staff: every stored request, the rejected-signature count, reprocess.
+
+Callbacks are always a partner's (the webhook URL names it), so scoping is by partner alone: an
+event of a partner the user cannot see is a 404, whether linked or guessed.
+"""
+
+import json
+import uuid
+from typing import Any, Optional, TypeVar
+
+from django.contrib import messages
+from django.db import models, transaction
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from grants import destination
+from grants.callbacks import webhook_event_reprocess
+from grants.destination import CallbackProblem
+from grants.models import Partner, Site, WebhookEvent, WebhookRejection
+from portal.access import acting_user, partners_visible_to, staff_required
+from portal.audit import audit_record
+from portal.grant_forms import CallbackFilterForm
+from portal.models import AuditEntry
+
+PAGE_SIZE = 50
+# The body is shown whole up to this size; RG's callbacks are a few kB, the webhook accepts 1 MiB.
+BODY_SHOWN_MAX_CHARS = 200_000
+
+M = TypeVar("M", bound=models.Model)
+
+
+def newest_first_page(queryset: QuerySet[M], older_than: Optional[M], size: int) -> tuple[list[M], Optional[M]]:
+    """One page of `queryset` newest first by (received_at, id), starting after `older_than`.
+
+    Keyset paging: each page is an index range scan however deep it is, where OFFSET would read
+    and drop every earlier row. Returns the rows and the last one when more follow.
+    """
+    ordered = queryset.order_by("-received_at", "-id")
+    if older_than is not None:
+        at, pk = older_than.received_at, older_than.pk  # type: ignore[attr-defined]
+        ordered = ordered.filter(Q(received_at__lt=at) | Q(received_at=at, id__lt=pk))
+    rows = list(ordered[: size + 1])
+    return rows[:size], (rows[size - 1] if len(rows) > size else None)
+
+
+def cursor_row(queryset: QuerySet[M], value: str) -> Optional[M]:
+    """The row named by an `older_than` cursor (a public id), looked up inside the visible rows."""
+    try:
+        public_id = uuid.UUID(value)
+    except ValueError:
+        return None
+    return queryset.filter(public_id=public_id).first()
+
+
+def _visible_events(request: HttpRequest) -> QuerySet[WebhookEvent]:
+    return WebhookEvent.objects.filter(partner__in=partners_visible_to(request.user))
+
+
+def _rejections(partners: QuerySet[Partner]) -> list[dict[str, Any]]:
+    """Per partner, refused callbacks (wrong or missing signature): a number staff must see."""
+    found = {r.partner_id: r for r in WebhookRejection.objects.filter(partner__in=partners)}
+    return [{"partner": partner, "rejection": found.get(partner.pk)} for partner in partners]
+
+
+def _known_sites(events: list[WebhookEvent]) -> dict[tuple[int, Optional[uuid.UUID]], Site]:
+    """The sites the page's events name, so rows link to sites that exist (one query)."""
+    site_uuids = {e.site_uuid for e in events if e.site_uuid}
+    if not site_uuids:
+        return {}
+    sites = Site.objects.filter(partner_id__in={e.partner_id for e in events}, site_uuid__in=site_uuids)
+    return {(s.partner_id, s.site_uuid): s for s in sites}
+
+
+@staff_required
+def callback_list(request: HttpRequest) -> HttpResponse:
+    partners = partners_visible_to(request.user).order_by("name")
+    actions = sorted(destination.KNOWN_ACTIONS)
+    form = CallbackFilterForm(request.GET or None, partners=partners, actions=actions)
+    # The body and headers stay in the database: a list of fifty never needs them.
+    events = _visible_events(request).select_related("partner").defer("body", "headers")
+    shown_partners = partners
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        if data["partner"]:
+            events = events.filter(partner__slug=data["partner"])
+            shown_partners = partners.filter(slug=data["partner"])
+        if data["action"]:
+            events = events.filter(action=data["action"])
+        if data["state"]:
+            events = events.filter(state=data["state"])
+        if data["site"]:
+            events = events.filter(site_uuid=data["site"])
+    elif form.is_bound:
+        # A bad filter (a mistyped site UUID) shows its message and no rows rather than all of them.
+        events = events.none()
+    older_than = cursor_row(_visible_events(request), request.GET.get("older_than", ""))
+    page, last = newest_first_page(events, older_than, PAGE_SIZE)
+    sites = _known_sites(page)
+    query = request.GET.copy()
+    query.pop("older_than", None)
+    context = {
+        "form": form,
+        "rows": [{"event": e, "site": sites.get((e.partner_id, e.site_uuid))} for e in page],
+        "rejections": _rejections(shown_partners),
+        "next_cursor": last.public_id if last else None,
+        "filter_query": query.urlencode(),
+        "paged": older_than is not None,
+        "show_partner": partners.count() > 1,
+        "section": "callbacks",
+    }
+    return render(request, "portal/callback_list.html", context)
+
+
+def _pretty_body(event: WebhookEvent) -> tuple[str, bool]:
+    """The body as staff read it: indented JSON when it decodes, else the text as received."""
+    text = event.body_text
+    if event.is_valid:
+        try:
+            return json.dumps(json.loads(text), indent=2, ensure_ascii=False), True
+        except (ValueError, RecursionError):
+            pass
+    return text, False
+
+
+def _history(event: WebhookEvent) -> list[dict[str, Any]]:
+    """What happened to a callback, oldest first: stored, reprocess requests, site changes, last run.
+
+    There is no history table: the event keeps its latest run, the audit trail who asked for
+    another, and the site history what the callback changed.
+    """
+    steps: list[dict[str, Any]] = [{"at": event.received_at, "what": "Received and stored", "who": "Real Geeks"}]
+    requests = AuditEntry.objects.filter(object_type="webhookevent", object_id=str(event.public_id))
+    for entry in requests.select_related("actor"):
+        before = entry.before or {}
+        steps.append(
+            {
+                "at": entry.created,
+                "what": f"Reprocess requested (was {before.get('state', '?')})",
+                "who": entry.actor or "system",
+                "detail": before.get("error", ""),
+            }
+        )
+    for change in event.status_changes.select_related("site", "actor"):
+        steps.append(
+            {
+                "at": change.created,
+                "what": f"Site {change.site}: {change.get_from_status_display() or 'new'} → "
+                f"{change.get_to_status_display()}",
+                "who": change.actor or "system",
+                "detail": change.note,
+                "site": change.site,
+            }
+        )
+    if event.processed_at:
+        steps.append(
+            {
+                "at": event.processed_at,
+                "what": f"Last processed: {event.get_state_display().lower()}",
+                "who": "worker",
+                "detail": event.error,
+            }
+        )
+    elif event.state == WebhookEvent.State.FAILED and event.claimed_at:
+        steps.append({"at": event.claimed_at, "what": "Last attempt failed", "who": "worker", "detail": event.error})
+    return sorted(steps, key=lambda step: step["at"])
+
+
+@staff_required
+def callback_detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    event = get_object_or_404(_visible_events(request).select_related("partner"), public_id=public_id)
+    body, is_json = _pretty_body(event)
+    site = Site.objects.filter(partner=event.partner, site_uuid=event.site_uuid).first() if event.site_uuid else None
+    context = {
+        "event": event,
+        "partner": event.partner,
+        "body": body[:BODY_SHOWN_MAX_CHARS],
+        "body_cut": len(body) > BODY_SHOWN_MAX_CHARS,
+        "body_is_json": is_json,
+        "body_size": len(event.body),
+        "headers": sorted(event.headers.items(), key=lambda item: item[0].lower()),
+        "site": site,
+        "history": _history(event),
+        "can_reprocess": event.is_valid and event.state != WebhookEvent.State.PROCESSING,
+        "section": "callbacks",
+    }
+    return render(request, "portal/callback_detail.html", context)
+
+
+@staff_required
+@require_POST
+def callback_reprocess(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
+    event = get_object_or_404(_visible_events(request).select_related("partner"), public_id=public_id)
+    previous, previous_error = event.state, event.error
+    try:
+        with transaction.atomic():
+            event = webhook_event_reprocess(event=event)
+            queued = event.state == WebhookEvent.State.RECEIVED
+            if queued:
+                audit_record(
+                    actor=acting_user(request),
+                    action="webhook_event.reprocess",
+                    obj=event,
+                    partner=event.partner,
+                    before={"state": previous, "error": previous_error},
+                    after={"state": event.state},
+                )
+    except CallbackProblem as exc:
+        messages.error(request, str(exc))
+        return redirect("portal:callback_detail", public_id=event.public_id)
+    # Processing runs in a worker after this transaction commits (inline when tasks run eagerly),
+    # so the event is read again to tell staff where it stands now.
+    event.refresh_from_db()
+    if not queued:
+        messages.info(request, "A worker is processing this callback right now; look again in a moment.")
+    elif event.state == WebhookEvent.State.RECEIVED:
+        messages.success(request, "Queued: a worker will process this callback again shortly.")
+    else:
+        messages.success(request, f"Processed again: {event.get_state_display().lower()}.")
+    return redirect("portal:callback_detail", public_id=event.public_id)

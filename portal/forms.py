@@ -1,0 +1,166 @@
+"""Dashboard forms. Secret fields are write-only: never rendered back, blank means "keep"."""
+
+import hashlib
+from typing import Any
+
+from django import forms
+
+from grants.models import Partner
+from portal.audit import MASK_CHANGED, MASK_SET
+
+WRITE_ONLY_HELP = "Write-only: it is never shown again. Re-enter it if the form comes back with errors."
+
+
+def secret_fingerprint(secret: str) -> str:
+    """A short, non-reversible name for a secret, so staff can tell secrets apart without seeing them."""
+    return hashlib.sha256(secret.encode()).hexdigest()[:10]
+
+
+def _secret_input() -> forms.PasswordInput:
+    # render_value=False: a bound form with errors must not echo a secret back into the page.
+    return forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+
+
+def _api_url_field() -> forms.URLField:
+    return forms.URLField(
+        label="RG API URL",
+        required=False,
+        assume_scheme="https",
+        help_text="Leave blank to use the portal's default Real Geeks URL.",
+    )
+
+
+class PartnerCreateForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    rg_username = forms.CharField(label="RG username", max_length=200)
+    rg_password = forms.CharField(label="RG password", strip=False, widget=_secret_input(), help_text=WRITE_ONLY_HELP)
+    webhook_secret = forms.CharField(
+        label="Webhook secret",
+        widget=_secret_input(),
+        help_text="The secret of the partner's RG Destination, used to verify callbacks. " + WRITE_ONLY_HELP,
+    )
+    rg_partner_id = forms.CharField(label="RG partner id", max_length=200, required=False)
+    rg_company_id = forms.CharField(
+        label="RG company id", max_length=200, required=False, help_text="From the partner's RG grant page URL."
+    )
+    rg_api_url = _api_url_field()
+
+
+class PartnerEditForm(forms.ModelForm):
+    rg_api_url = _api_url_field()
+    rg_password = forms.CharField(
+        label="New RG password",
+        required=False,
+        strip=False,
+        widget=_secret_input(),
+        help_text="Leave blank to keep the current password. " + WRITE_ONLY_HELP,
+    )
+    new_webhook_secret = forms.CharField(
+        label="Add a webhook secret",
+        required=False,
+        widget=_secret_input(),
+        help_text="Added in front: new callbacks verify with it, the older ones keep working until removed.",
+    )
+    remove_webhook_secrets = forms.MultipleChoiceField(
+        label="Remove webhook secrets",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Shown by fingerprint, newest first. Remove an old secret once RG signs with the new one.",
+    )
+
+    class Meta:
+        model = Partner
+        fields = [
+            "name",
+            "rg_username",
+            "rg_partner_id",
+            "rg_company_id",
+            "rg_api_url",
+            "grant_email_address",
+            "is_active",
+        ]
+        labels = {
+            "rg_username": "RG username",
+            "rg_partner_id": "RG partner id",
+            "rg_company_id": "RG company id",
+            "rg_api_url": "RG API URL",
+            "grant_email_address": "Grant email address",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.current_secrets: list[str] = self.instance.webhook_secrets
+        field = self.fields["remove_webhook_secrets"]
+        assert isinstance(field, forms.MultipleChoiceField)
+        field.choices = [
+            (secret_fingerprint(secret), f"{secret_fingerprint(secret)}{' (newest)' if n == 0 else ''}")
+            for n, secret in enumerate(self.current_secrets)
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        new = cleaned.get("new_webhook_secret") or ""
+        removed = set(cleaned.get("remove_webhook_secrets") or [])
+        if new and new in self.current_secrets:
+            self.add_error("new_webhook_secret", "This secret is already in the list.")
+        kept = [secret for secret in self.current_secrets if secret_fingerprint(secret) not in removed]
+        self.webhook_secrets_after = ([new] if new else []) + kept
+        if not self.webhook_secrets_after:
+            self.add_error(
+                "remove_webhook_secrets",
+                "Keep at least one webhook secret: without one no callback can be verified. "
+                "Add the new secret before removing the last old one.",
+            )
+        return cleaned
+
+    def save(self, commit: bool = True) -> Partner:
+        partner: Partner = super().save(commit=False)
+        if self.cleaned_data.get("rg_password"):
+            partner.rg_password = self.cleaned_data["rg_password"]
+        partner.webhook_secrets = self.webhook_secrets_after
+        if commit:
+            partner.save()
+        return partner
+
+    def secret_changes(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What happened to the secrets, as audit (before, after), without any secret value."""
+        before: dict[str, Any] = {}
+        after: dict[str, Any] = {}
+        if self.cleaned_data.get("rg_password"):
+            before["rg_password"], after["rg_password"] = MASK_SET, MASK_CHANGED
+        if self.webhook_secrets_after != self.current_secrets:
+            added = [s for s in self.webhook_secrets_after if s not in self.current_secrets]
+            removed = [s for s in self.current_secrets if s not in self.webhook_secrets_after]
+            before["webhook_secrets"] = {"count": len(self.current_secrets)}
+            after["webhook_secrets"] = {
+                "count": len(self.webhook_secrets_after),
+                "added": [secret_fingerprint(s) for s in added],
+                "removed": [secret_fingerprint(s) for s in removed],
+            }
+        return before, after
+
+
+class ApiKeyIssueForm(forms.Form):
+    label = forms.CharField(
+        max_length=200, required=False, help_text="Who or what will use the key, e.g. “CRM production”."
+    )
+
+
+class SiteGrantForm(forms.Form):
+    site_uuid = forms.UUIDField(
+        label="Site UUID",
+        error_messages={
+            "required": "Enter the site's UUID.",
+            "invalid": "That is not a site UUID. It looks like 5d9b2f5e-7c1a-4e63-9d0b-2a8c6f1e4b70 "
+            "(32 hexadecimal digits, usually in groups of 8-4-4-4-12).",
+        },
+        widget=forms.TextInput(attrs={"placeholder": "5d9b2f5e-7c1a-4e63-9d0b-2a8c6f1e4b70", "spellcheck": "false"}),
+    )
+    name = forms.CharField(max_length=200, required=False, help_text="The site's name, if you know it.")
+    note = forms.CharField(
+        max_length=1000, required=False, help_text="Why you are granting it by hand (kept in the history)."
+    )
+
+
+class SiteRevokeForm(forms.Form):
+    note = forms.CharField(max_length=1000, required=False, help_text="Why (kept in the history).")

@@ -1,0 +1,306 @@
+"""Forms of the leads pages. Lead and activity fields are checked with RG's own rules
+(leads.validation), so a form refuses what RG would refuse, next to the field it is about, and a
+bound form shows back exactly what was typed."""
+
+import re
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from django import forms
+
+from grants.models import Partner
+from leads.models import Lead, Operation
+from leads.staff_services import (
+    EDITABLE_FIELDS,
+    FieldChange,
+    SiteAgents,
+    lead_changes,
+    lead_edited_data,
+)
+from leads.validation import (
+    KNOWN_ACTIVITY_TYPES,
+    ROLES,
+    PayloadError,
+    validate_activity,
+    validate_lead,
+)
+
+# RG names the field in its message ("Field 'email' is not a valid email address."); the form
+# shows the message under the field's own label, so the name is dropped there.
+_FIELD_NAMED = re.compile(r"^(?:\w+ )?[Ff]ield '[^']*' ")
+# RG's Property counts: sent as integers once they passed RG's integer rule.
+_COUNT_FIELDS = ("beds", "full_baths", "half_baths", "sqft")
+
+
+def _human(message: str) -> str:
+    rest = _FIELD_NAMED.sub("", message)
+    return message if rest == message else f"This {rest}"
+
+
+def add_payload_error(form: forms.Form, error: PayloadError, field_for: dict[str, str]) -> None:
+    """Put RG's complaint under the form field it is about (`field_for` maps RG's `where` to a
+    field name), or at the top of the form when no field is."""
+    field = field_for.get(error.where)
+    if field is not None:
+        form.add_error(field, _human(error.message))
+    else:
+        form.add_error(None, error.message)
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def _text(max_length: int = 200, *, label: str = "", help_text: str = "", textarea: bool = False) -> forms.CharField:
+    widget = forms.Textarea(attrs={"rows": 3}) if textarea else forms.TextInput()
+    return forms.CharField(
+        required=False, max_length=max_length, label=label or None, help_text=help_text, widget=widget
+    )
+
+
+class LeadFieldsForm(forms.Form):
+    """RG's lead fields, filled from the lead's current data. Values stay as typed: RG's rules,
+    not Django's field types, decide what is valid."""
+
+    source = _text(label="Source", help_text="The sending product's name, shown to agents. Required by RG.")
+    source_details = _text(label="Source details")
+    email = _text(254, label="Email")
+    second_email = _text(254, label="Second email")
+    first_name = _text(label="First name")
+    last_name = _text(label="Last name")
+    phone = _text(64, label="Phone", help_text="e.g. 808-123-1234, (808) 123-1234 or +55 83 1234-1234")
+    phone2 = _text(64, label="Second phone")
+    address = _text(500, label="Address", help_text="One formatted line.")
+    street_address = _text(label="Street address")
+    city = _text(label="City")
+    state = _text(label="State")
+    zip = _text(20, label="ZIP")
+    role = forms.ChoiceField(required=False, choices=[("", "—"), *((role, role) for role in ROLES)])
+    region = _text(label="Region")
+    notes = _text(5000, label="Notes", textarea=True)
+    tags = _text(1000, label="Tags", help_text="Separated by commas.")
+
+    def __init__(self, *args: Any, lead: Lead, **kwargs: Any) -> None:
+        current = {name: _as_text(lead.data.get(name)) for name in EDITABLE_FIELDS}
+        kwargs["initial"] = {**current, **kwargs.get("initial", {})}
+        super().__init__(*args, **kwargs)
+        self.lead = lead
+        self.changes: list[FieldChange] = []
+
+    def edited(self) -> dict[str, Any]:
+        """The typed values in the lead's shapes: tags as a list of strings."""
+        values: dict[str, Any] = {name: self.cleaned_data.get(name, "") for name in EDITABLE_FIELDS}
+        values["tags"] = [tag.strip() for tag in values["tags"].split(",") if tag.strip()]
+        return values
+
+    def _changes_or_error(self) -> list[FieldChange]:
+        changes = lead_changes(self.lead.data, self.edited())
+        if not changes:
+            self.add_error(None, "Nothing changed: edit at least one field.")
+        return changes
+
+
+# RG's `where` for a top-level lead field is its name, which is also the form field's.
+LEAD_FIELD_FOR = {name: name for name in EDITABLE_FIELDS}
+
+
+class LeadEditForm(LeadFieldsForm):
+    """Edit and resend: the whole lead must pass RG's rules for a new lead."""
+
+    reason = forms.CharField(
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why you are changing and resending this lead (kept in the audit trail).",
+        error_messages={"required": "Say why you are changing this lead: the reason is kept with the change."},
+    )
+    version = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        self.changes = self._changes_or_error()
+        if self.changes:
+            try:
+                validate_lead(lead_edited_data(self.lead.data, self.changes))
+            except PayloadError as error:
+                add_payload_error(self, error, LEAD_FIELD_FOR)
+        return cleaned
+
+
+class LeadPatchForm(LeadFieldsForm):
+    """Patch: only the changed fields are sent, and they must pass RG's rules for an update."""
+
+    reason = forms.CharField(
+        max_length=1000,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Optional: why (kept in the audit trail).",
+    )
+    version = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        self.changes = self._changes_or_error()
+        if self.changes:
+            body = {change.field: "" if change.after is None else change.after for change in self.changes}
+            try:
+                validate_lead(body, partial=True)
+            except PayloadError as error:
+                add_payload_error(self, error, LEAD_FIELD_FOR)
+        return cleaned
+
+
+# Assignment has its own action (with the site's agents to choose from).
+ACTIVITY_TYPES = [t for t in KNOWN_ACTIVITY_TYPES if t not in ("was_assigned", "was_unassigned")]
+
+
+class ActivityForm(forms.Form):
+    type = forms.ChoiceField(choices=[(t, t.replace("_", " ").capitalize()) for t in ACTIVITY_TYPES], initial="note")
+    description = _text(5000, label="Description", textarea=True)
+    property_mls = _text(label="MLS number")
+    property_url = _text(500, label="Listing URL")
+    property_street_address = _text(label="Street address")
+    property_city = _text(label="City")
+    property_state = _text(label="State")
+    property_zip = _text(20, label="ZIP")
+    property_type = _text(label="Property type", help_text="e.g. Condo")
+    property_beds = _text(20, label="Beds")
+    property_full_baths = _text(20, label="Full baths", help_text="A whole number.")
+    property_half_baths = _text(20, label="Half baths", help_text="A whole number.")
+    property_sqft = _text(20, label="Square feet")
+    property_listing_price = _text(40, label="Listing price")
+    property_listing_status = _text(label="Listing status", help_text="e.g. For Sale")
+
+    FIELD_FOR = {"type": "type", "description": "description"} | {
+        f"property.{name}": f"property_{name}"
+        for name in (
+            "mls",
+            "url",
+            "street_address",
+            "city",
+            "state",
+            "zip",
+            "type",
+            "beds",
+            "full_baths",
+            "half_baths",
+            "sqft",
+            "listing_price",
+            "listing_status",
+        )
+    }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.activity: dict[str, Any] = {}
+
+    def property_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in self.fields if name.startswith("property_")]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if self.errors:
+            return cleaned
+        activity: dict[str, Any] = {"type": cleaned["type"]}
+        if cleaned["description"]:
+            activity["description"] = cleaned["description"]
+        prop = {
+            name.removeprefix("property_"): value
+            for name, value in cleaned.items()
+            if name.startswith("property_") and value
+        }
+        if prop:
+            activity["property"] = prop
+        try:
+            checked = validate_activity(activity)
+        except PayloadError as error:
+            add_payload_error(self, error, self.FIELD_FOR)
+            return cleaned
+        for name in _COUNT_FIELDS:
+            if name in checked.get("property", {}):
+                checked["property"][name] = int(checked["property"][name])
+        self.activity = checked
+        return cleaned
+
+
+class AssignForm(forms.Form):
+    agent = forms.ChoiceField(label="Agent", error_messages={"invalid_choice": "Choose one of the site's agents."})
+
+    def __init__(self, *args: Any, agents: SiteAgents, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["agent"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "Choose an agent…"), *((agent.id, agent.label) for agent in agents.agents)]
+        self.agents = {agent.id: agent for agent in agents.agents}
+
+
+SITE_UUID_INVALID = (
+    "That is not a site UUID. It looks like 5d9b2f5e-7c1a-4e63-9d0b-2a8c6f1e4b70 "
+    "(32 hexadecimal digits, usually in groups of 8-4-4-4-12)."
+)
+
+
+class LeadFilterForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Search",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Email, name, phone, lead id or site UUID"}),
+    )
+    partner = forms.ChoiceField(required=False)
+    site = forms.UUIDField(
+        required=False,
+        label="Site UUID",
+        error_messages={"invalid": SITE_UUID_INVALID},
+        widget=forms.TextInput(attrs={"spellcheck": "false"}),
+    )
+    status = forms.ChoiceField(required=False, choices=[("", "Any"), *Lead.Status.choices])
+    operation = forms.ChoiceField(required=False, choices=[("", "Any"), *Operation.choices])
+    http_status = forms.IntegerField(
+        required=False,
+        min_value=100,
+        max_value=599,
+        label="HTTP status",
+        error_messages={"invalid": "Enter an HTTP status code such as 422."},
+    )
+    created_from = forms.DateField(required=False, label="Created from", widget=forms.DateInput(attrs={"type": "date"}))
+    created_to = forms.DateField(required=False, label="Created to", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, partners: list[Partner], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["partner"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "All"), *((partner.slug, partner.name) for partner in partners)]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("created_from"), cleaned.get("created_to")
+        if start and end and start > end:
+            self.add_error("created_to", "The end date is before the start date.")
+        return cleaned
+
+    def filters(self) -> dict[str, Any]:
+        """The valid form as `LeadQuerySet.filter_by` keys (the partner is the view's to apply).
+
+        Dates are whole days in UTC, both ends included.
+        """
+        data = self.cleaned_data
+        filters: dict[str, Any] = {
+            "q": data.get("q") or "",
+            "site": data.get("site"),
+            "status": data.get("status") or "",
+            "operation": data.get("operation") or "",
+            "http_status": data.get("http_status"),
+        }
+        if data.get("created_from"):
+            filters["created_after"] = datetime.combine(data["created_from"], time.min, tzinfo=UTC)
+        if data.get("created_to"):
+            filters["created_before"] = datetime.combine(data["created_to"] + timedelta(days=1), time.min, tzinfo=UTC)
+        return filters

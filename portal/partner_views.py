@@ -1,0 +1,145 @@
+"""Partners and their API keys: list, create, edit with write-only secrets, issue and revoke keys."""
+
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_POST
+
+from grants import services
+from grants.models import ApiKey, Partner, Site
+from portal.access import acting_user, partner_or_404, partners_visible_to, staff_required, superuser_required
+from portal.audit import MASK_SET, audit_record, changed_fields, partner_snapshot
+from portal.forms import ApiKeyIssueForm, PartnerCreateForm, PartnerEditForm, secret_fingerprint
+from portal.models import AuditEntry
+
+
+@staff_required
+def partner_list(request: HttpRequest) -> HttpResponse:
+    partners = (
+        partners_visible_to(request.user)
+        .annotate(
+            active_sites=Count("sites", filter=Q(sites__status=Site.Status.ACTIVE), distinct=True),
+            usable_keys=Count("api_keys", filter=Q(api_keys__revoked_at__isnull=True), distinct=True),
+        )
+        .order_by("name")
+    )  # Meta.ordering does not apply to aggregating queries
+    return render(request, "portal/partner_list.html", {"partners": partners, "section": "partners"})
+
+
+def _render_detail(request: HttpRequest, partner: Partner, key_form: ApiKeyIssueForm) -> HttpResponse:
+    context = {
+        "partner": partner,
+        "section": "partners",
+        "key_form": key_form,
+        "api_keys": partner.api_keys.order_by("revoked_at", "-created"),
+        "webhook_fingerprints": [secret_fingerprint(secret) for secret in partner.webhook_secrets],
+        "recent_audit": AuditEntry.objects.filter(partner=partner).select_related("actor")[:10],
+    }
+    return render(request, "portal/partner_detail.html", context)
+
+
+@staff_required
+def partner_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    return _render_detail(request, partner_or_404(request.user, slug), ApiKeyIssueForm())
+
+
+@superuser_required
+@sensitive_post_parameters("rg_password", "webhook_secret")
+def partner_create(request: HttpRequest) -> HttpResponse:
+    # Superusers only: a new partner has no staff yet, so nobody else could see what they made.
+    form = PartnerCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            partner = services.partner_create(**form.cleaned_data)
+            audit_record(
+                actor=acting_user(request),
+                action="partner.create",
+                obj=partner,
+                partner=partner,
+                after={**partner_snapshot(partner), "rg_password": MASK_SET, "webhook_secrets": {"count": 1}},
+            )
+        messages.success(request, f"Partner “{partner.name}” created.")
+        return redirect("portal:partner_detail", slug=partner.slug)
+    return render(request, "portal/partner_form.html", {"form": form, "section": "partners", "creating": True})
+
+
+@staff_required
+@sensitive_post_parameters("rg_password", "new_webhook_secret")
+def partner_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    partner = partner_or_404(request.user, slug)
+    snapshot = partner_snapshot(partner)
+    form = PartnerEditForm(request.POST or None, instance=partner)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            partner = form.save()
+            before, after = changed_fields(snapshot, partner_snapshot(partner))
+            secrets_before, secrets_after = form.secret_changes()
+            before.update(secrets_before)
+            after.update(secrets_after)
+            if after:
+                audit_record(
+                    actor=acting_user(request),
+                    action="partner.edit",
+                    obj=partner,
+                    partner=partner,
+                    before=before,
+                    after=after,
+                )
+        messages.success(request, "Partner saved." if after else "Nothing changed.")
+        return redirect("portal:partner_detail", slug=partner.slug)
+    context = {"form": form, "partner": partner, "partner_name": snapshot["name"], "section": "partners"}
+    return render(request, "portal/partner_form.html", context)
+
+
+@staff_required
+@require_POST
+@never_cache
+@sensitive_variables("secret")
+def api_key_issue(request: HttpRequest, slug: str) -> HttpResponse:
+    """Issue a key and show its secret in this response only.
+
+    The secret is rendered here instead of after a redirect because keeping it for a later
+    request would mean storing it (in the session), and it must exist nowhere once shown.
+    """
+    partner = partner_or_404(request.user, slug)
+    form = ApiKeyIssueForm(request.POST)
+    if not form.is_valid():
+        return _render_detail(request, partner, form)
+    with transaction.atomic():
+        key, secret = services.api_key_issue(partner=partner, label=form.cleaned_data["label"])
+        audit_record(
+            actor=acting_user(request),
+            action="api_key.issue",
+            obj=key,
+            partner=partner,
+            after={"key_id": key.key_id, "label": key.label},
+        )
+    return render(
+        request, "portal/api_key_issued.html", {"partner": partner, "key": key, "secret": secret, "section": "partners"}
+    )
+
+
+@staff_required
+@require_POST
+def api_key_revoke(request: HttpRequest, slug: str, key_id: str) -> HttpResponse:
+    partner = partner_or_404(request.user, slug)
+    key = get_object_or_404(ApiKey, partner=partner, key_id=key_id)
+    if key.is_revoked:
+        messages.info(request, f"Key {key.key_id} was already revoked.")
+    else:
+        with transaction.atomic():
+            services.api_key_revoke(key=key)
+            audit_record(
+                actor=acting_user(request),
+                action="api_key.revoke",
+                obj=key,
+                partner=partner,
+                before={"revoked_at": None},
+                after={"revoked_at": key.revoked_at},
+            )
+        messages.success(request, f"Key {key.key_id} revoked: requests using it are now refused.")
+    return redirect("portal:partner_detail", slug=partner.slug)

@@ -1,0 +1,218 @@
+"""Sites per partner: grant status and history, manual grant and revoke, the grant URL."""
+
+import uuid
+
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from grants import services
+from grants.models import Partner, Site
+from leads import bulk, stats
+from leads.delivery import deliveries_release_held
+from leads.models import Delivery
+from portal.access import acting_user, partner_or_404, partners_visible_to, staff_required
+from portal.audit import audit_record
+from portal.forms import SiteGrantForm, SiteRevokeForm
+
+# Held deliveries listed on a site's page; the count above the list covers them all.
+HELD_LIST_LIMIT = 50
+
+
+def held_deliveries_by_site(partner: Partner) -> dict[int, int]:
+    """Held delivery count per site id (sites with none are absent)."""
+    return stats.held_counts_by_site(partner=partner)
+
+
+@staff_required
+def site_index(request: HttpRequest) -> HttpResponse:
+    partners = (
+        partners_visible_to(request.user)
+        .annotate(
+            **{f"sites_{status}": Count("sites", filter=Q(sites__status=status)) for status in Site.Status.values}
+        )
+        .order_by("name")
+    )  # Meta.ordering does not apply to aggregating queries
+    return render(request, "portal/site_index.html", {"partners": partners, "section": "sites"})
+
+
+def _render_list(request: HttpRequest, partner: Partner, grant_form: SiteGrantForm) -> HttpResponse:
+    status = request.GET.get("status", "")
+    sites = partner.sites.prefetch_related("status_changes__actor")
+    if status in Site.Status.values:
+        sites = sites.filter(status=status)
+    held = held_deliveries_by_site(partner)
+    rows = [
+        {
+            "site": site,
+            "last_change": next(iter(site.status_changes.all()), None),
+            "held": held.get(site.pk, 0),
+        }
+        for site in sites
+    ]
+    context = {
+        "partner": partner,
+        "rows": rows,
+        "status": status,
+        "statuses": Site.Status.choices,
+        "grant_form": grant_form,
+        "section": "sites",
+    }
+    return render(request, "portal/site_list.html", context)
+
+
+@staff_required
+def site_list(request: HttpRequest, slug: str) -> HttpResponse:
+    return _render_list(request, partner_or_404(request.user, slug), SiteGrantForm())
+
+
+@staff_required
+def site_detail(request: HttpRequest, slug: str, site_uuid: uuid.UUID) -> HttpResponse:
+    partner = partner_or_404(request.user, slug)
+    site = get_object_or_404(partner.sites, site_uuid=site_uuid)
+    held = held_deliveries_by_site(partner)
+    context = {
+        "partner": partner,
+        "site": site,
+        # The evidence's public ids only, for links: the callback body and raw email stay unread.
+        "history": site.status_changes.select_related("actor").annotate(
+            webhook_event_public_id=F("webhook_event__public_id"), grant_email_public_id=F("grant_email__public_id")
+        ),
+        "revoke_form": SiteRevokeForm(),
+        "held_count": held.get(site.pk, 0),
+        "held_deliveries": Delivery.objects.filter(lead__site=site, status=Delivery.Status.HELD)
+        .select_related("lead")
+        .order_by("created", "id")[:HELD_LIST_LIMIT],
+        "section": "sites",
+    }
+    return render(request, "portal/site_detail.html", context)
+
+
+@staff_required
+@require_POST
+def site_grant(request: HttpRequest, slug: str) -> HttpResponse:
+    partner = partner_or_404(request.user, slug)
+    form = SiteGrantForm(request.POST)
+    if not form.is_valid():
+        return _render_list(request, partner, form)
+    site_uuid: uuid.UUID = form.cleaned_data["site_uuid"]
+    previous = partner.sites.filter(site_uuid=site_uuid).values_list("status", flat=True).first()
+    with transaction.atomic():
+        site = services.site_grant(
+            partner=partner,
+            site_uuid=site_uuid,
+            source=Site.Source.MANUAL,
+            name=form.cleaned_data["name"],
+            note=form.cleaned_data["note"],
+            actor=acting_user(request),
+        )
+        if previous != site.status:
+            audit_record(
+                actor=acting_user(request),
+                action="site.grant",
+                obj=site,
+                partner=partner,
+                before={"status": previous},
+                after={"status": site.status, "source": site.source},
+                reason=form.cleaned_data["note"],
+            )
+    if previous == Site.Status.ACTIVE:
+        messages.info(request, f"{site} was already active; nothing changed.")
+    else:
+        messages.success(request, f"{site} is granted and active.")
+    return redirect("portal:site_detail", slug=partner.slug, site_uuid=site.site_uuid)
+
+
+@staff_required
+@require_POST
+def site_revoke(request: HttpRequest, slug: str, site_uuid: uuid.UUID) -> HttpResponse:
+    partner = partner_or_404(request.user, slug)
+    site = get_object_or_404(partner.sites, site_uuid=site_uuid)
+    form = SiteRevokeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The note is too long (1000 characters at most); the site was not revoked.")
+        return redirect("portal:site_detail", slug=partner.slug, site_uuid=site.site_uuid)
+    note = form.cleaned_data["note"]
+    if site.status == Site.Status.REVOKED:
+        messages.info(request, f"{site} was already revoked.")
+    else:
+        with transaction.atomic():
+            previous = site.status
+            site = services.site_revoke(site=site, source=Site.Source.MANUAL, note=note, actor=acting_user(request))
+            audit_record(
+                actor=acting_user(request),
+                action="site.revoke",
+                obj=site,
+                partner=partner,
+                before={"status": previous},
+                after={"status": site.status},
+                reason=note,
+            )
+        messages.success(request, f"{site} is revoked: new deliveries to it are held until it is granted again.")
+    return redirect("portal:site_detail", slug=partner.slug, site_uuid=site.site_uuid)
+
+
+@staff_required
+@require_POST
+def site_held_release(request: HttpRequest, slug: str, site_uuid: uuid.UUID) -> HttpResponse:
+    """Send the site's held deliveries now; only a granted site's, or they would be held again."""
+    partner = partner_or_404(request.user, slug)
+    site = get_object_or_404(partner.sites, site_uuid=site_uuid)
+    if not site.is_sendable:
+        messages.error(
+            request,
+            f"{site} is {site.get_status_display().lower()}: Real Geeks would refuse these deliveries, so they stay "
+            "held. Grant the site (its held deliveries then go out by themselves), or cancel them.",
+        )
+        return redirect(_held_anchor(partner, site))
+    with transaction.atomic():
+        released = deliveries_release_held(site=site)
+        if released:
+            audit_record(
+                actor=acting_user(request),
+                action="site.release_held",
+                obj=site,
+                partner=partner,
+                after={"released": released},
+            )
+    remaining = held_deliveries_by_site(partner).get(site.pk, 0)
+    if not released:
+        messages.info(request, f"{site} has no held deliveries.")
+    else:
+        more = f" {remaining} more are released by the next sweep." if remaining else ""
+        messages.success(request, f"Released {released} held deliveries of {site}: they are being sent now.{more}")
+    return redirect(_held_anchor(partner, site))
+
+
+@staff_required
+@require_POST
+def site_held_cancel(request: HttpRequest, slug: str, site_uuid: uuid.UUID) -> HttpResponse:
+    partner = partner_or_404(request.user, slug)
+    site = get_object_or_404(partner.sites, site_uuid=site_uuid)
+    with transaction.atomic():
+        cancelled = bulk.deliveries_cancel_held(site=site)
+        if cancelled:
+            audit_record(
+                actor=acting_user(request),
+                action="site.cancel_held",
+                obj=site,
+                partner=partner,
+                after={"cancelled": cancelled},
+            )
+    remaining = held_deliveries_by_site(partner).get(site.pk, 0)
+    if not cancelled:
+        messages.info(request, f"{site} has no held deliveries.")
+    else:
+        more = f" {remaining} are still held: cancel again for the rest." if remaining else ""
+        messages.success(
+            request, f"Cancelled {cancelled} deliveries of {site} that were held or waiting behind them.{more}"
+        )
+    return redirect(_held_anchor(partner, site))
+
+
+def _held_anchor(partner: Partner, site: Site) -> str:
+    return reverse("portal:site_detail", args=[partner.slug, site.site_uuid]) + "#held-deliveries"

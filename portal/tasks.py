@@ -1,0 +1,17 @@
+"""Celery tasks of the portal app."""
+
+import socket
+
+from celery import Task, shared_task
+
+from portal.health import worker_heartbeat_record
+
+
+@shared_task(bind=True, name="portal.tasks.heartbeat_record")
+def heartbeat_record(self: Task) -> None:
+    """Record that the worker running this is alive (scheduled by beat: CELERY_BEAT_SCHEDULE).
+
+    Any one worker takes each beat message, so with several workers the row of each shows when
+    it last took one; the newest row says whether any worker is consuming at all.
+    """
+    worker_heartbeat_record(hostname=self.request.hostname or socket.gethostname())

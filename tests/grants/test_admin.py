@@ -1,0 +1,63 @@
+"""Django admin for callbacks and grant emails: pages render, bodies show, the actions work."""
+
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from grants.emails import grant_email_receive
+from grants.models import GrantEmail, Partner, WebhookEvent
+from portal.models import AuditEntry
+from tests.grants.conftest import SITE_UUID
+
+EMAILS = Path(__file__).parent / "emails"
+
+
+@pytest.fixture
+def admin_client(client, db):
+    client.force_login(User.objects.create_superuser("root", password="pw-root-123"))
+    return client
+
+
+def test_a_callback_page_shows_its_body_and_headers_but_no_credentials(admin_client, rg):
+    body = f'{{"action": "integration_enabled", "site_uuid": "{SITE_UUID}"}}'.encode()
+    rg.post(body, Authorization="Basic c2VjcmV0")
+    event = WebhookEvent.objects.get()
+    assert admin_client.get("/admin/grants/webhookevent/").status_code == 200
+    page = admin_client.get(f"/admin/grants/webhookevent/{event.pk}/change/").content.decode()
+    assert "integration_enabled" in page and str(SITE_UUID) in page
+    assert "c2VjcmV0" not in page
+    for path in ("webhookrejection", "inboundlead", "siteagent"):
+        assert admin_client.get(f"/admin/grants/{path}/").status_code == 200
+
+
+def test_the_reprocess_action_queues_failed_callbacks_again_and_audits_it(admin_client, rg, on_commit):
+    rg.send("created", site_uuid=str(SITE_UUID))  # no lead id: fails
+    event = WebhookEvent.objects.get()
+    with on_commit(execute=True):
+        response = admin_client.post(
+            "/admin/grants/webhookevent/", {"action": "reprocess_webhook_events", "_selected_action": [event.pk]}
+        )
+    assert response.status_code == 302
+    event.refresh_from_db()
+    assert event.attempts == 2
+    assert AuditEntry.objects.get().action == "webhook_event.reprocess"
+
+
+def test_a_grant_email_page_shows_the_raw_message(admin_client, partner):
+    grant_email = grant_email_receive((EMAILS / "01_plain.eml").read_bytes(), source=GrantEmail.Source.IMPORT)
+    assert admin_client.get("/admin/grants/grantemail/").status_code == 200
+    page = admin_client.get(f"/admin/grants/grantemail/{grant_email.pk}/change/").content.decode()
+    assert "Site UUID: 8f14e45f-ceea-4e67-a2b1-0d5c3b9a7e21" in page
+
+
+def test_the_reparse_action_grants_a_message_once_its_partner_is_known(admin_client, partner, other_partner):
+    raw = (EMAILS / "05_forwarded_inline.eml").read_bytes()  # sent to grants@acme-leads.example
+    grant_email = grant_email_receive(raw, source=GrantEmail.Source.IMPORT)
+    assert grant_email.status == GrantEmail.Status.NEEDS_REVIEW
+    Partner.objects.filter(pk=partner.pk).update(grant_email_address="grants@acme-leads.example")
+    admin_client.post(
+        "/admin/grants/grantemail/", {"action": "reparse_grant_emails", "_selected_action": [grant_email.pk]}
+    )
+    grant_email.refresh_from_db()
+    assert (grant_email.status, grant_email.partner) == (GrantEmail.Status.GRANTED, partner)

@@ -1,0 +1,208 @@
+"""The Destination webhook: what it refuses, what it keeps, and what it answers."""
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from kombu.exceptions import OperationalError
+
+from grants.callbacks import webhook_events_requeue
+from grants.models import Partner, WebhookEvent, WebhookRejection
+from grants.signing import sign
+from tests.grants.conftest import LEAD_ID, SITE_UUID, body_bytes
+from tests.grants.signature_contract import SignedEndpoint, SignedEndpointContract
+
+
+class TestDestinationWebhookSignatures(SignedEndpointContract):
+    @pytest.fixture
+    def endpoint(self, rg, partner: Partner) -> SignedEndpoint:
+        return SignedEndpoint(
+            post=lambda body, signature: rg.post(body, signature=signature),
+            partner=partner,
+            accepted_status=200,
+            stored=lambda: WebhookEvent.objects.count(),
+        )
+
+    def test_each_rejection_is_counted_for_staff_with_its_reason(self, endpoint: SignedEndpoint):
+        endpoint.post(b'{"action": "created"}', None)
+        endpoint.post(b'{"action": "created"}', "f" * 64)
+        rejection = WebhookRejection.objects.get(partner=endpoint.partner)
+        assert rejection.count == 2
+        assert rejection.last_reason == "Invalid X-Lead-Router-Signature."
+        assert rejection.last_at is not None
+
+
+def test_a_valid_callback_is_stored_as_received_with_credentials_redacted(rg, partner):
+    body = (
+        b'{"action":"created","id":"3b5d5c3711a24f6e9d4c8a7b6c5d4e3f","site_uuid":"' + str(SITE_UUID).encode() + b'"}'
+    )
+    response = rg.post(
+        body,
+        action="created",
+        timestamp="2016-12-24T01:58:52.789337607Z",
+        Authorization="Basic c2VjcmV0OnNlY3JldA==",
+        Cookie="sessionid=abc",
+    )
+    assert response.status_code == 200
+    assert response.json() == {}
+    event = WebhookEvent.objects.get()
+    assert bytes(event.body) == body
+    assert event.body_sha256 == hashlib.sha256(body).hexdigest()
+    assert event.partner == partner
+    assert event.action == "created"
+    assert event.site_uuid == SITE_UUID
+    assert event.lead_id == LEAD_ID
+    assert event.timestamp_raw == "2016-12-24T01:58:52.789337607Z"
+    assert event.timestamp == datetime(2016, 12, 24, 1, 58, 52, 789337, tzinfo=UTC)
+    assert event.timestamp_ns is not None and event.timestamp_ns % 1_000_000_000 == 789337607
+    assert event.headers["Authorization"] == "[redacted]"
+    assert event.headers["Cookie"] == "[redacted]"
+    assert event.headers["X-Lead-Router-Signature"] == sign(body, "whsec-acme")
+    assert "c2VjcmV0" not in json.dumps(event.headers)
+
+
+def test_the_header_action_wins_over_the_body_action(rg):
+    rg.post(body_bytes("updated", site_uuid=str(SITE_UUID), id=str(LEAD_ID)), action="activity_added")
+    assert WebhookEvent.objects.get().action == "activity_added"
+
+
+def test_without_an_action_header_the_body_action_is_used(rg):
+    rg.post(body_bytes("integration_disabled", site_uuid=str(SITE_UUID)))
+    assert WebhookEvent.objects.get().action == "integration_disabled"
+
+
+def test_the_same_request_twice_is_stored_once_and_acknowledged_both_times(rg):
+    body = body_bytes("integration_enabled", site_uuid=str(SITE_UUID))
+    first = rg.post(body, action="integration_enabled")
+    second = rg.post(body, action="integration_enabled", timestamp="2026-11-03T18:30:00Z")
+    assert (first.status_code, second.status_code) == (200, 200)
+    event = WebhookEvent.objects.get()
+    assert event.attempts == 1
+    assert event.state == WebhookEvent.State.PROCESSED
+
+
+def test_the_same_body_under_another_action_is_a_different_request(rg):
+    body = body_bytes("x", site_uuid=str(SITE_UUID), id=str(LEAD_ID))
+    rg.post(body, action="created")
+    rg.post(body, action="updated")
+    assert sorted(WebhookEvent.objects.values_list("action", flat=True)) == ["created", "updated"]
+
+
+def test_a_replayed_request_whose_processing_failed_is_processed_again(rg):
+    body = body_bytes("created", site_uuid=str(SITE_UUID))  # no lead id: processing fails
+    rg.post(body, action="created")
+    event = WebhookEvent.objects.get()
+    assert (event.state, event.attempts) == (WebhookEvent.State.FAILED, 1)
+    assert "lead id" in event.error
+
+    assert rg.post(body, action="created").status_code == 200
+    event.refresh_from_db()
+    assert WebhookEvent.objects.count() == 1
+    assert (event.state, event.attempts) == (WebhookEvent.State.FAILED, 2)
+
+
+def test_a_signed_body_that_is_not_json_gets_400_and_is_kept_as_invalid(rg):
+    response = rg.post(b"action=created&id=1", action="created")
+    assert response.status_code == 400
+    assert response.json() == {"error": "Body is not a JSON object."}
+    event = WebhookEvent.objects.get()
+    assert (event.is_valid, event.state, event.attempts) == (False, WebhookEvent.State.INVALID, 0)
+    assert bytes(event.body) == b"action=created&id=1"
+
+
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"created"', b"\xff\xfe{}", b"{"])
+def test_json_that_is_not_an_object_is_invalid_too(rg, body):
+    assert rg.post(body, action="created").status_code == 400
+    assert WebhookEvent.objects.get().state == WebhookEvent.State.INVALID
+
+
+def test_an_unknown_action_is_kept_and_acknowledged(rg):
+    response = rg.send("lead_teleported", site_uuid=str(SITE_UUID))
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert event.state == WebhookEvent.State.IGNORED
+    assert "lead_teleported" in event.error
+
+
+def test_a_body_over_one_mib_is_refused_with_413_and_not_stored(rg, partner):
+    body = b'{"pad": "' + b"x" * (1024 * 1024) + b'"}'
+    response = rg.post(body, action="created")
+    assert response.status_code == 413
+    assert "error" in response.json()
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_a_body_of_exactly_one_mib_is_accepted(rg):
+    body = b'{"pad": "' + b"x" * (1024 * 1024 - 11) + b'"}'
+    assert len(body) == 1024 * 1024
+    assert rg.post(body, action="created").status_code == 200
+
+
+def test_an_unknown_or_inactive_partner_gets_404(client, partner):
+    body = body_bytes("created")
+    response = client.post("/webhooks/realgeeks/nobody/", body, content_type="application/json")
+    assert response.status_code == 404
+    Partner.objects.filter(pk=partner.pk).update(is_active=False)
+    headers = {"X-Lead-Router-Signature": sign(body, "whsec-acme")}
+    response = client.post(
+        f"/webhooks/realgeeks/{partner.slug}/", body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 404
+    assert response.json() == {"error": "Unknown destination."}
+
+
+def test_anything_but_post_gets_405(client, partner):
+    response = client.get(f"/webhooks/realgeeks/{partner.slug}/")
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+
+
+def test_an_unparseable_timestamp_is_kept_as_text(rg):
+    rg.send("integration_enabled", timestamp="yesterday", site_uuid=str(SITE_UUID))
+    event = WebhookEvent.objects.get()
+    assert (event.timestamp_raw, event.timestamp, event.timestamp_ns) == ("yesterday", None, None)
+
+
+def test_a_callback_whose_task_message_was_lost_is_processed_by_the_requeue(rg, client):
+    body = body_bytes("integration_enabled", site_uuid=str(SITE_UUID))
+    headers = {"X-Lead-Router-Signature": sign(body, "whsec-acme")}
+    # Posted without running on-commit work: the task message never reaches a worker.
+    response = client.post(rg.url, body, content_type="application/json", headers=headers)
+    assert response.status_code == 200
+    event = WebhookEvent.objects.get()
+    assert event.state == WebhookEvent.State.RECEIVED
+
+    with rg.capture(execute=True):
+        assert webhook_events_requeue() == 0  # too fresh to call lost
+    WebhookEvent.objects.filter(pk=event.pk).update(received_at=datetime(2026, 1, 1, tzinfo=UTC))
+    with rg.capture(execute=True):
+        assert webhook_events_requeue() == 1
+    event.refresh_from_db()
+    assert (event.state, event.attempts) == (WebhookEvent.State.PROCESSED, 1)
+
+
+def test_a_broker_outage_still_answers_200_and_keeps_the_callback(rg, settings, monkeypatch):
+    from grants import tasks
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    # The broker edge: publishing fails the way kombu fails when Redis is down.
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    monkeypatch.setattr(tasks.webhook_event_process, "delay", broker_down)
+    response = rg.send("integration_enabled", site_uuid=str(SITE_UUID))
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().state == WebhookEvent.State.RECEIVED
+
+
+def test_two_partners_never_see_each_others_callbacks(rg, other_partner, client, django_capture_on_commit_callbacks):
+    body = body_bytes("integration_enabled", site_uuid=str(uuid.uuid4()))
+    rg.post(body, action="integration_enabled")
+    headers = {"X-Lead-Router-Signature": sign(body, "whsec-acme"), "X-Lead-Router-Action": "integration_enabled"}
+    response = client.post(
+        f"/webhooks/realgeeks/{other_partner.slug}/", body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 401  # signed with the first partner's secret
+    assert list(WebhookEvent.objects.values_list("partner__slug", flat=True)) == ["acme-leads"]

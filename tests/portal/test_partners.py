@@ -1,0 +1,189 @@
+import pytest
+from django.urls import reverse
+
+from grants.models import ApiKey, Partner
+from portal.forms import secret_fingerprint
+from portal.models import AuditEntry
+
+pytestmark = pytest.mark.django_db
+
+NEW_PARTNER = {
+    "name": "Bright Homes CRM",
+    "rg_username": "bright",
+    "rg_password": "rg-pass-bright-9f2",
+    "webhook_secret": "whsec-bright-71c",
+    "rg_partner_id": "bright-pid",
+    "rg_company_id": "bright-co",
+    "rg_api_url": "",
+}
+
+
+def edit_data(partner: Partner, **changes):
+    data = {
+        "name": partner.name,
+        "rg_username": partner.rg_username,
+        "rg_partner_id": partner.rg_partner_id,
+        "rg_company_id": partner.rg_company_id,
+        "rg_api_url": partner.rg_api_url,
+        "grant_email_address": "",
+        "is_active": "on" if partner.is_active else "",
+        "rg_password": "",
+        "new_webhook_secret": "",
+    }
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def test_a_superuser_creates_a_partner_and_the_audit_says_so_without_secrets(root_client, superuser):
+    response = root_client.post(reverse("portal:partner_create"), NEW_PARTNER)
+
+    partner = Partner.objects.get(name="Bright Homes CRM")
+    assert response.status_code == 302
+    assert response["Location"] == reverse("portal:partner_detail", args=[partner.slug])
+    assert partner.rg_password == "rg-pass-bright-9f2"
+    assert partner.webhook_secrets == ["whsec-bright-71c"]
+    entry = AuditEntry.objects.get(action="partner.create")
+    assert entry.actor == superuser
+    assert entry.partner == partner
+    assert (entry.after or {})["rg_username"] == "bright"
+    assert "rg-pass-bright-9f2" not in str(entry.after)
+    assert "whsec-bright-71c" not in str(entry.after)
+
+
+def test_partner_creation_errors_keep_the_typed_fields_but_never_the_secrets(root_client):
+    data = {**NEW_PARTNER, "rg_api_url": "not a url", "name": "Typed Name Kept"}
+
+    response = root_client.post(reverse("portal:partner_create"), data)
+
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert "Enter a valid URL." in content
+    assert 'value="Typed Name Kept"' in content
+    assert 'value="not a url"' in content
+    assert "rg-pass-bright-9f2" not in content
+    assert "whsec-bright-71c" not in content
+    assert not Partner.objects.filter(name="Typed Name Kept").exists()
+
+
+def test_editing_with_blank_secrets_keeps_them(acme_client, partner):
+    response = acme_client.post(
+        reverse("portal:partner_edit", args=[partner.slug]), edit_data(partner, rg_company_id="acme-new-co")
+    )
+
+    assert response.status_code == 302
+    partner.refresh_from_db()
+    assert partner.rg_company_id == "acme-new-co"
+    assert partner.rg_password == "rg-password-acme"
+    assert partner.webhook_secrets == ["whsec-acme"]
+    entry = AuditEntry.objects.get(action="partner.edit")
+    assert entry.before == {"rg_company_id": "acme-co"}
+    assert entry.after == {"rg_company_id": "acme-new-co"}
+
+
+def test_a_new_password_is_stored_and_audited_only_as_changed(acme_client, partner):
+    acme_client.post(
+        reverse("portal:partner_edit", args=[partner.slug]), edit_data(partner, rg_password="brand-new-pass-55")
+    )
+
+    partner.refresh_from_db()
+    assert partner.rg_password == "brand-new-pass-55"
+    entry = AuditEntry.objects.get(action="partner.edit")
+    assert entry.before == {"rg_password": "[set]"}
+    assert entry.after == {"rg_password": "[changed]"}
+
+
+def test_a_new_webhook_secret_goes_first_and_an_old_one_can_be_removed(acme_client, partner):
+    url = reverse("portal:partner_edit", args=[partner.slug])
+
+    acme_client.post(url, edit_data(partner, new_webhook_secret="whsec-rotated-2"))
+    partner.refresh_from_db()
+    assert partner.webhook_secrets == ["whsec-rotated-2", "whsec-acme"]
+
+    acme_client.post(url, {**edit_data(partner), "remove_webhook_secrets": [secret_fingerprint("whsec-acme")]})
+    partner.refresh_from_db()
+    assert partner.webhook_secrets == ["whsec-rotated-2"]
+
+    entries = AuditEntry.objects.filter(action="partner.edit").order_by("id")
+    assert [(e.after or {})["webhook_secrets"]["count"] for e in entries] == [2, 1]
+    assert "whsec" not in str([(e.before, e.after) for e in entries])
+
+
+def test_the_last_webhook_secret_cannot_be_removed(acme_client, partner):
+    response = acme_client.post(
+        reverse("portal:partner_edit", args=[partner.slug]),
+        {**edit_data(partner, name="Renamed Meanwhile"), "remove_webhook_secrets": [secret_fingerprint("whsec-acme")]},
+    )
+
+    assert response.status_code == 200
+    assert "Keep at least one webhook secret" in response.content.decode()
+    assert 'value="Renamed Meanwhile"' in response.content.decode()
+    partner.refresh_from_db()
+    assert partner.webhook_secrets == ["whsec-acme"]
+    assert partner.name == "Acme Leads"
+    assert not AuditEntry.objects.exists()
+
+
+def test_an_edit_that_changes_nothing_writes_no_audit_entry(acme_client, partner):
+    response = acme_client.post(reverse("portal:partner_edit", args=[partner.slug]), edit_data(partner), follow=True)
+    assert "Nothing changed." in response.content.decode()
+    assert not AuditEntry.objects.exists()
+
+
+def test_an_issued_key_secret_is_shown_once_and_works(acme_client, acme_staff, partner):
+    response = acme_client.post(reverse("portal:api_key_issue", args=[partner.slug]), {"label": "CRM production"})
+
+    key = ApiKey.objects.get(partner=partner)
+    secret = response.context["secret"]
+    assert response.status_code == 200
+    assert secret in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
+    assert ApiKey.objects.authenticate(key.key_id, secret) == key
+    assert secret not in acme_client.get(reverse("portal:partner_detail", args=[partner.slug])).content.decode()
+    entry = AuditEntry.objects.get(action="api_key.issue")
+    assert (entry.actor, entry.object_id, entry.after) == (
+        acme_staff,
+        key.key_id,
+        {"key_id": key.key_id, "label": "CRM production"},
+    )
+    assert secret not in str(entry.after)
+
+
+def test_an_overlong_key_label_is_refused_with_the_label_kept(acme_client, partner):
+    label = "x" * 201
+    response = acme_client.post(reverse("portal:api_key_issue", args=[partner.slug]), {"label": label})
+
+    assert response.status_code == 200
+    assert "at most 200 characters" in response.content.decode()
+    assert f'value="{label}"' in response.content.decode()
+    assert not ApiKey.objects.exists()
+
+
+def test_revoking_a_key_stops_it_authenticating_and_is_audited(acme_client, partner):
+    from grants.services import api_key_issue
+
+    key, secret = api_key_issue(partner=partner, label="old")
+
+    response = acme_client.post(reverse("portal:api_key_revoke", args=[partner.slug, key.key_id]))
+
+    assert response.status_code == 302
+    assert ApiKey.objects.authenticate(key.key_id, secret) is None
+    entry = AuditEntry.objects.get(action="api_key.revoke")
+    assert entry.object_id == key.key_id
+    assert entry.before == {"revoked_at": None}
+    assert (entry.after or {})["revoked_at"] is not None
+
+
+def test_revoking_twice_records_one_audit_entry(acme_client, partner):
+    from grants.services import api_key_issue
+
+    key, _ = api_key_issue(partner=partner)
+    url = reverse("portal:api_key_revoke", args=[partner.slug, key.key_id])
+    acme_client.post(url)
+    response = acme_client.post(url, follow=True)
+
+    assert "already revoked" in response.content.decode()
+    assert AuditEntry.objects.filter(action="api_key.revoke").count() == 1
+
+
+def test_key_actions_refuse_get(acme_client, partner):
+    assert acme_client.get(reverse("portal:api_key_issue", args=[partner.slug])).status_code == 405
