@@ -71,6 +71,8 @@ def _basic_credentials(encoded: str) -> tuple[str, str]:
 
 def _touch(key: ApiKey) -> None:
     now = timezone.now()
+    if key.last_used_at is not None and key.last_used_at >= now - LAST_USED_PRECISION:
+        return  # fresh enough: no write, and no query
     stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_PRECISION)
     ApiKey.objects.filter(stale, pk=key.pk).update(last_used_at=now)
 

@@ -5,9 +5,11 @@ import uuid
 
 import leadrouter
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
-from grants.models import Site
+from grants.models import ApiKey, Site
 from grants.services import api_key_issue, site_grant
 from leads.models import Delivery, Lead
 from tests.leads.conftest import OTHER_SITE_UUID, SITE_UUID, basic
@@ -208,3 +210,14 @@ def test_rgs_python_client_sees_rgs_error_for_a_bad_lead(live_server, partner, r
         client.create_lead(str(SITE_UUID), {"email": "jack@gmail.com"})
 
     assert (caught.value.status_code, str(caught.value)) == (422, "Field 'source' is required.")
+
+
+def test_a_keys_last_use_is_recorded_at_most_once_per_few_minutes(push, credentials, site, rg):
+    post(push, f"/rest/sites/{SITE_UUID}/leads", JACK)
+    first_use = ApiKey.objects.get(key_id=credentials[0]).last_used_at
+    assert first_use is not None
+
+    with CaptureQueriesContext(connection) as queries:
+        post(push, f"/rest/sites/{SITE_UUID}/leads", {**JACK, "id": str(uuid.uuid4())})
+    assert not [q for q in queries.captured_queries if q["sql"].startswith('UPDATE "grants_apikey"')]
+    assert ApiKey.objects.get(key_id=credentials[0]).last_used_at == first_use
