@@ -1,0 +1,312 @@
+"""What the benchmarks share: the mode, PostgreSQL and Redis, a template database holding the
+bench partner, and portal stacks in production shape.
+
+The servers come from tests/integration/servers.py, the integration tests' own machinery, so a
+benchmark starts PostgreSQL, Redis, gunicorn and Celery exactly as those tests and the Procfile do.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import runpy
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import psycopg
+from cryptography.fernet import Fernet
+from psycopg import sql
+
+from tests.integration import servers
+
+REPO_DIR = servers.REPO_DIR
+RESULTS_DIR = REPO_DIR / "bench" / "results"
+WRK_SCRIPT = REPO_DIR / "bench" / "wrk" / "post.lua"
+# The one site every benchmark sends to; granted to the bench partner in the template database.
+SITE_UUID = "6f1d8c2a-4b3e-4f5a-9c7d-2e8b1a0f3d95"
+TEMPLATE_DATABASE = "bench_template"
+# Environment names gunicorn.conf.py reads; unset while reading its defaults.
+GUNICORN_VARIABLES = ("GUNICORN_BIND", "GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_TIMEOUT")
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How long and how big: `quick` for `make bench`, `full` for the figures the issue names."""
+
+    name: str
+    http_seconds: int  # one measured wrk run
+    warmup_seconds: int  # an unmeasured wrk run before each measured one
+    # Baseline and real alternate this many times and each one's median round counts, so one
+    # round disturbed by other work on a shared machine does not decide a ratio.
+    rounds: int
+    profile_seconds: int
+    sequential_seconds: int  # the leadrouter client's loop
+    delivery_leads: int
+    worker_processes: int
+    worker_threads: int
+    memory_checkpoints: tuple[int, int]
+    memory_chunk: int
+    small_leads: int
+    large_leads: int
+    page_requests: int  # sequential requests per dashboard page
+
+
+MODES = {
+    "quick": Mode(
+        name="quick",
+        http_seconds=6,
+        warmup_seconds=2,
+        rounds=3,
+        profile_seconds=8,
+        sequential_seconds=10,
+        delivery_leads=2_000,
+        worker_processes=2,
+        worker_threads=16,
+        memory_checkpoints=(1_000, 5_000),
+        memory_chunk=1_000,
+        small_leads=10_000,
+        large_leads=100_000,
+        page_requests=30,
+    ),
+    "full": Mode(
+        name="full",
+        http_seconds=30,
+        warmup_seconds=5,
+        rounds=3,
+        profile_seconds=20,
+        sequential_seconds=30,
+        delivery_leads=10_000,
+        worker_processes=2,
+        worker_threads=16,
+        memory_checkpoints=(10_000, 100_000),
+        memory_chunk=5_000,
+        small_leads=10_000,
+        large_leads=1_000_000,
+        page_requests=100,
+    ),
+}
+
+
+def log(message: str) -> None:
+    """A progress line on stdout (the reports hold the results)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def gunicorn_settings() -> dict[str, Any]:
+    """gunicorn.conf.py's production values, read with none of its environment overrides set."""
+    saved = {name: os.environ.pop(name) for name in GUNICORN_VARIABLES if name in os.environ}
+    try:
+        values = runpy.run_path(str(REPO_DIR / "gunicorn.conf.py"))
+    finally:
+        os.environ.update(saved)
+    return {name: values[name] for name in ("worker_class", "workers", "threads", "timeout")}
+
+
+@dataclass
+class Credentials:
+    """The bench partner's secrets. Generated per run, never written to a report."""
+
+    partner_slug: str = ""
+    rg_username: str = "bench-partner"
+    rg_password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
+    webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    key_id: str = ""
+    key_secret: str = field(default="", repr=False)
+    admin_username: str = "bench-admin"
+    admin_password: str = field(default_factory=lambda: secrets.token_urlsafe(16), repr=False)
+
+
+class Context:
+    """One benchmark run: its mode, its servers, the template database and the stacks it started."""
+
+    def __init__(self, mode: Mode, workdir: Path) -> None:
+        self.mode = mode
+        self.workdir = workdir
+        self.gunicorn = gunicorn_settings()
+        self.secret_key = secrets.token_urlsafe(50)
+        self.encryption_key = Fernet.generate_key().decode()
+        self.creds = Credentials()
+        self.postgres: Optional[servers.PostgresServer] = None
+        self.redis: Optional[servers.RedisServer] = None
+        self.stacks: list[servers.PortalStack] = []
+
+    # -- servers
+
+    def start(self) -> None:
+        bindir = servers.find_postgres_bindir()
+        redis_binary = shutil.which("redis-server")
+        if bindir is None or redis_binary is None or shutil.which("wrk") is None:
+            raise SystemExit(
+                "bench needs PostgreSQL, redis-server and wrk: run `make bench` (it installs them as root)."
+            )
+        log("starting PostgreSQL and Redis")
+        self.postgres = servers.PostgresServer(bindir).start()
+        self.redis = servers.RedisServer(redis_binary).start()
+        self._template_prepare()
+
+    def postgres_settings(self) -> dict[str, str]:
+        names = ("server_version", "shared_buffers", "fsync", "synchronous_commit", "max_connections", "work_mem")
+        values = {}
+        with psycopg.connect(self.postgres_url("postgres")) as conn:
+            for name in names:
+                row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+                values[name] = str(row[0]) if row else "?"
+        return values
+
+    def postgres_url(self, database: str) -> str:
+        assert self.postgres is not None
+        return self.postgres.url(database)
+
+    def _template_prepare(self) -> None:
+        """Migrate one database and give it the bench partner, key, site, sandbox account and
+        staff user; each benchmark then starts from a copy of it (CREATE DATABASE ... TEMPLATE)."""
+        assert self.postgres is not None
+        log("preparing the template database (migrate, collectstatic, bench partner)")
+        url = self.postgres.create_database(TEMPLATE_DATABASE)
+        stack = self.stack("template", url, web=False)
+        creds = self.creds
+        stack.manage("migrate", "--noinput")
+        stack.manage("collectstatic", "--noinput", "--verbosity", "0")
+        creds.partner_slug = (
+            stack.manage(
+                "add_partner",
+                "--name",
+                "Bench",
+                "--rg-username",
+                creds.rg_username,
+                "--rg-password",
+                creds.rg_password,
+                "--webhook-secret",
+                creds.webhook_secret,
+            )
+            .split()[-1]
+            .strip()
+        )
+        creds.key_id, creds.key_secret = (
+            stack.manage("add_api_key", creds.partner_slug).strip().splitlines()[-1].split(":", 1)
+        )
+        stack.manage("grant_site", creds.partner_slug, SITE_UUID, "--name", "Bench Realty")
+        stack.manage(
+            "sandbox_account", "--username", creds.rg_username, "--password", creds.rg_password, "--site", SITE_UUID
+        )
+        stack.env["DJANGO_SUPERUSER_PASSWORD"] = creds.admin_password
+        stack.manage("createsuperuser", "--noinput", "--username", creds.admin_username, "--email", "bench@example.com")
+
+    def database(self, name: str) -> str:
+        """A new database copied from the template; its DATABASE_URL."""
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
+            raise ValueError(f"Use a plain lower-case database name, not {name!r}")
+        with psycopg.connect(self.postgres_url("postgres"), autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(TEMPLATE_DATABASE)
+                )
+            )
+        return self.postgres_url(name)
+
+    def stop(self) -> None:
+        for stack in self.stacks:
+            stack.stop()
+        if self.redis is not None:
+            self.redis.close()
+        if self.postgres is not None:
+            self.postgres.stop()
+
+    # -- the portal's processes
+
+    def portal_env(self, *, baseline: bool = False, extra: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+        """The environment of a production deployment (secrets from the environment, no sandbox,
+        DEBUG off), with gunicorn.conf.py's own worker and thread counts."""
+        return {
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "BENCH_BASELINE": "1" if baseline else "0",
+            "PORTAL_ENV": "production",
+            "SECRET_KEY": self.secret_key,
+            "FIELD_ENCRYPTION_KEYS": self.encryption_key,
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "SANDBOX_ENABLED": "0",
+            "GUNICORN_WORKERS": str(self.gunicorn["workers"]),
+            "GUNICORN_THREADS": str(self.gunicorn["threads"]),
+            "LOG_LEVEL": "INFO",
+            **(extra or {}),
+        }
+
+    def stack(
+        self,
+        name: str,
+        database_url: str,
+        *,
+        web: bool = True,
+        baseline: bool = False,
+        env: Optional[Mapping[str, str]] = None,
+    ) -> servers.PortalStack:
+        """A portal stack on `database_url` with its own Redis database; web started if asked."""
+        assert self.redis is not None
+        stack = servers.PortalStack(
+            database_url=database_url,
+            broker_url=self.redis.new_url(),
+            root=self.workdir / name,
+            options=servers.StackOptions(web=web, worker=False),
+            extra_env=self.portal_env(baseline=baseline, extra=env),
+        )
+        self.stacks.append(stack)
+        if web:
+            stack.start_web(timeout=90)
+        return stack
+
+    def sql(self, database_url: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with psycopg.connect(database_url) as conn:
+            return list(conn.execute(query, params).fetchall())
+
+    def statements(self, stack: servers.PortalStack, *args: str) -> dict[str, Any]:
+        """`python -m bench.queries ARGS` in the stack's environment: the SQL of one request."""
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.queries", *args],
+            env=stack.env,
+            cwd=REPO_DIR,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"bench.queries {' '.join(args[:2])} failed:\n{done.stderr[-2000:]}")
+        return json.loads(done.stdout)
+
+    def execute(self, database_url: str, statement: str) -> None:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(statement)
+
+    def basic_auth(self) -> str:
+        """The push API's Authorization header for the bench partner's key."""
+        token = base64.b64encode(f"{self.creds.key_id}:{self.creds.key_secret}".encode()).decode()
+        return f"Basic {token}"
+
+
+@contextlib.contextmanager
+def context(mode: Mode) -> Iterator[Context]:
+    """A started Context, stopped on the way out; its logs are deleted only after a clean run."""
+    workdir = Path(tempfile.mkdtemp(prefix="portal-bench-"))
+    ctx = Context(mode, workdir)
+    finished = False
+    try:
+        ctx.start()
+        yield ctx
+        finished = True
+    finally:
+        ctx.stop()
+        if finished:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            log(f"stopped early; the processes' logs are kept in {workdir}")

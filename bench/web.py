@@ -1,0 +1,172 @@
+"""One endpoint against the bare view, under the same gunicorn: what the ingest and callback
+benchmarks share. Both servers run at once on the same database and Redis; wrk loads one at a
+time, baseline and real alternating round by round, and the median round counts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from bench import load
+from bench.report import milliseconds, per_second, table
+from bench.runner import Context, log
+from tests.integration.servers import PortalStack
+
+
+@dataclass(frozen=True)
+class Round:
+    result: load.WrkResult
+    cpu: load.CpuUse
+    status: int
+
+    @property
+    def rate(self) -> float:
+        return self.result.rate(self.status)
+
+
+@dataclass
+class Comparison:
+    """The rounds of both servers; `baseline` and `real` are each one's median round by rate."""
+
+    rounds: dict[str, list[Round]] = field(default_factory=lambda: {"baseline": [], "real": []})
+
+    def median(self, name: str) -> Round:
+        ordered = sorted(self.rounds[name], key=lambda r: r.rate)
+        return ordered[len(ordered) // 2]
+
+    @property
+    def baseline(self) -> Round:
+        return self.median("baseline")
+
+    @property
+    def real(self) -> Round:
+        return self.median("real")
+
+
+def connections(ctx: Context) -> int:
+    """As many connections as the web server has threads: each request finds a free thread, so
+    latency is the server's own, not time queued in front of it."""
+    return int(ctx.gunicorn["workers"]) * int(ctx.gunicorn["threads"])
+
+
+# wrk's script arguments, or a function giving them afresh for each run (signed callbacks must
+# not be replayed from one run to the next).
+Args = Sequence[str] | Callable[[], Sequence[str]]
+
+
+def _args(args: Args) -> Sequence[str]:
+    return args() if callable(args) else args
+
+
+def measure(ctx: Context, stack: PortalStack, *, path: str, args: Args, status: int) -> Round:
+    """A warm-up run, then a measured one with the CPU used by the server, PostgreSQL and Redis."""
+    url = stack.base_url + path
+    load.wrk(url, connections=connections(ctx), seconds=ctx.mode.warmup_seconds, args=_args(args))
+    assert ctx.postgres is not None and ctx.postgres.process is not None
+    assert ctx.redis is not None and ctx.redis.process is not None
+    meter = load.CpuMeter(
+        {
+            "gunicorn": [stack.processes["web"].pid],
+            "PostgreSQL": [ctx.postgres.process.pid],
+            "Redis": [ctx.redis.process.pid],
+        }
+    ).start()
+    result = load.wrk(url, connections=connections(ctx), seconds=ctx.mode.http_seconds, args=_args(args))
+    cpu = meter.stop()
+    if result.count(status) == 0:
+        raise RuntimeError(f"no {status} answers from {url}: {result.describe()}\n{stack.describe()}")
+    return Round(result, cpu, status)
+
+
+def compare(
+    ctx: Context,
+    *,
+    name: str,
+    baseline: PortalStack,
+    real: PortalStack,
+    path: str,
+    args: Args,
+    real_status: int,
+) -> Comparison:
+    comparison = Comparison()
+    rounds = ctx.mode.rounds
+    for number in range(1, rounds + 1):
+        for which, stack, status in (("baseline", baseline, 201), ("real", real, real_status)):
+            log(f"{name}: round {number}/{rounds}, {which}, {ctx.mode.http_seconds} s")
+            comparison.rounds[which].append(measure(ctx, stack, path=path, args=args, status=status))
+    return comparison
+
+
+def rounds_table(comparison: Comparison) -> str:
+    rows = [
+        [
+            which,
+            number,
+            f"{r.status}: {per_second(r.rate)}",
+            milliseconds(r.result.latency_ms["p99"]),
+            r.result.describe(),
+            r.cpu.describe(),
+        ]
+        for which, rounds in comparison.rounds.items()
+        for number, r in enumerate(rounds, start=1)
+    ]
+    return table(["Server", "Round", "Rate", "p99", "wrk", "CPU"], rows)
+
+
+def cpu_table(comparison: Comparison, unit: str) -> str:
+    """Cores and CPU milliseconds per request of each process tree, baseline against real, and
+    what that cost per request means for this machine."""
+    base, real = comparison.baseline, comparison.real
+
+    def per_request(r: Round, name: str) -> float:
+        return 1000 * r.cpu.cores[name] / r.rate if r.rate else 0.0
+
+    rows = [
+        [
+            name,
+            f"{base.cpu.cores[name]:.2f}",
+            f"{real.cpu.cores[name]:.2f} ({real.cpu.kernel[name]:.2f})",
+            f"{per_request(base, name):.2f}",
+            f"{per_request(real, name):.2f}",
+        ]
+        for name in real.cpu.cores
+    ]
+    rows.append(["everything else (wrk, other work)", f"{base.cpu.others:.2f}", f"{real.cpu.others:.2f}", "", ""])
+    rows.append(["the whole machine", f"{base.cpu.machine_busy:.2f}", f"{real.cpu.machine_busy:.2f}", "", ""])
+    headers = [
+        "Process tree",
+        "Cores, baseline",
+        "Cores, real (in the kernel)",
+        "CPU ms per request, baseline",
+        "CPU ms per request, real",
+    ]
+    real_ms = sum(per_request(real, name) for name in real.cpu.cores)
+    base_ms = sum(per_request(base, name) for name in base.cpu.cores)
+    return (
+        f"Median rounds. Cores used, out of {real.cpu.machine_cores:.0f}; CPU ms per request = cores / rate.\n\n"
+        + table(headers, rows)
+        + f"\n\nThe bare view cost {base_ms:.2f} ms of CPU per request. "
+        + load.cpu_bound(real.cpu, real_ms, unit)
+        + (
+            f" When both runs use the whole machine, their rates go as the inverse of their CPU per request: "
+            f"{base_ms:.2f} / {real_ms:.1f} = {base_ms / real_ms:.2f}, against the measured ratio of "
+            f"{real.rate / base.rate:.2f}. Reaching the goal means cutting the work per request, not tuning the server."
+            if real_ms and base.rate
+            else ""
+        )
+    )
+
+
+def profile_under_load(ctx: Context, stack: PortalStack, *, path: str, args: Args, what: str) -> str:
+    """py-spy on the gunicorn workers while wrk loads them (a separate run from the measured ones,
+    so the profiler's cost is not in the figures)."""
+    seconds = ctx.mode.profile_seconds
+    log(f"profiling {what} for {seconds} s")
+    background = load.WrkInBackground(
+        stack.base_url + path, connections=connections(ctx), seconds=seconds + 5, args=_args(args)
+    )
+    try:
+        profile = load.profile(stack.processes["web"].pid, seconds=seconds, output=ctx.workdir / "web-profile.txt")
+    finally:
+        background.stop()
+    return profile.markdown(what=what)
