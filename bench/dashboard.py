@@ -23,6 +23,7 @@ from typing import Any, Optional
 import psycopg
 from psycopg import sql
 
+from bench import load
 from bench.report import Figure, Report, common_configuration, milliseconds, ratio, statements_markdown, table
 from bench.runner import Context, log
 from tests.integration.servers import PortalStack
@@ -375,6 +376,13 @@ def run(ctx: Context) -> Report:
         session.login(ctx.creds.admin_username, ctx.creds.admin_password)
     timings: dict[tuple[str, str], list[float]] = {}
     page_list = pages(ctx, scales)
+    assert ctx.postgres is not None and ctx.postgres.process is not None
+    meter = load.CpuMeter(
+        {
+            "gunicorn, both sizes": [stack.processes["web"].pid for stack in stacks.values()],
+            "PostgreSQL": [ctx.postgres.process.pid],
+        }
+    ).start()
     for page in page_list:
         log(f"dashboard: {page.name}, {mode.page_requests} requests at each size")
         for name, session in sessions.items():
@@ -384,6 +392,7 @@ def run(ctx: Context) -> Report:
             for name, session in sessions.items():
                 timings.setdefault((page.name, name), []).append(session.timed_get(page.paths[name]))
 
+    cpu = meter.stop()
     rows = []
     for page in page_list:
         small, large = timings[(page.name, "small")], timings[(page.name, "large")]
@@ -438,6 +447,13 @@ def run(ctx: Context) -> Report:
             f"{mode.page_requests} timed, alternating small and large request by request",
             "Server time": "wall time of each request over 127.0.0.1, sent and answered in full (includes under a "
             "millisecond of loopback and client overhead)",
+            "CPU while timing": cpu.describe()
+            + (
+                ": other work on this shared machine ran beside the timed requests; it slows both sizes alike, "
+                "so the ratios hold better than the absolute times"
+                if cpu.others > 0.3
+                else ""
+            ),
         }
     )
     report.section(
