@@ -16,7 +16,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Optional
 
 import leadrouter
 
@@ -36,6 +36,9 @@ from bench.runner import SITE_UUID, Context, log
 from tests.integration.servers import PortalStack
 
 LATENCY_MS = 50
+# Thread counts are taken only while more deliveries wait than the workers have threads, so an
+# idle thread then is a thread with work available to it.
+CENSUS_MIN_WAITING = 100
 GOAL_OF_BOUND = 0.8
 GOAL_OF_SEQUENTIAL = 20.0
 
@@ -103,17 +106,27 @@ def push(ctx: Context, pipeline: Pipeline, *, until_leads: int, timeout: float) 
     return result
 
 
-def wait_attempted(ctx: Context, pipeline: Pipeline, *, timeout: float) -> None:
+def wait_attempted(ctx: Context, pipeline: Pipeline, *, timeout: float, census: Optional[list[int]] = None) -> None:
     """Until no delivery waits for its first attempt or is in flight. A delivery whose attempt
     failed is left retrying: its retry is the sweeper's, a minute or more later, and the report
-    lists it instead of waiting for it."""
+    lists it instead of waiting for it.
+
+    With `census`, every couple of seconds while deliveries still wait, how many of the workers'
+    pool threads are running one is appended to it (summed over the workers)."""
     query = "SELECT count(*) FROM leads_delivery WHERE status IN ('pending', 'claimed', 'waiting')"
-    load.wait_until(
-        lambda: count(ctx, pipeline.database, query) == 0,
-        timeout=timeout,
-        what="every delivery attempted",
-        interval=0.2,
-    )
+    last_census = 0.0
+
+    def done() -> bool:
+        nonlocal last_census
+        waiting = count(ctx, pipeline.database, query)
+        if census is not None and waiting > CENSUS_MIN_WAITING and time.monotonic() - last_census > 2:
+            last_census = time.monotonic()
+            counts = [load.pool_threads(pid, task_marker="delivery_attempt") for pid in pipeline.worker_pids()]
+            if all(c is not None for c in counts):
+                census.append(sum(c[0] for c in counts if c is not None))
+        return waiting == 0
+
+    load.wait_until(done, timeout=timeout, what="every delivery attempted", interval=0.2)
 
 
 @dataclass(frozen=True)
@@ -225,7 +238,8 @@ def run(ctx: Context) -> Report:
     workers_start(ctx, pipeline)
     meter = phase_meter(ctx, pipeline).start()
     log("delivery: workers draining the backlog")
-    wait_attempted(ctx, pipeline, timeout=max(180.0, n / 5))
+    busy_threads: list[int] = []
+    wait_attempted(ctx, pipeline, timeout=max(180.0, n / 5), census=busy_threads)
     backlog_cpu = meter.stop()
     backlog = timeline(ctx, pipeline.database, since=since, start="attempted")
 
@@ -234,7 +248,7 @@ def run(ctx: Context) -> Report:
     since = database_now(ctx, pipeline.database)
     meter = phase_meter(ctx, pipeline).start()
     pushed = push(ctx, pipeline, until_leads=2 * n, timeout=max(120.0, n / 10))
-    wait_attempted(ctx, pipeline, timeout=max(180.0, n / 5))
+    wait_attempted(ctx, pipeline, timeout=max(180.0, n / 5), census=busy_threads)
     e2e_cpu = meter.stop()
     e2e = timeline(ctx, pipeline.database, since=since, start="accepted")
 
@@ -335,7 +349,7 @@ def run(ctx: Context) -> Report:
             f"backlog {backlog['leads']:,} leads, {backlog['delivered']:,} delivered",
         }
     )
-    report.section("Why the rate is what it is", why_text(e2e_cpu, e2e, backlog, bound, sequential.rate))
+    report.section("Why the rate is what it is", why_text(e2e_cpu, e2e, backlog, bound, sequential.rate, busy_threads))
     report.section("Attempts that did not succeed", failures_text(backlog["failures"] + e2e["failures"]))
     report.section("Where the CPU went, end to end", cpu_section(e2e_cpu, e2e["delivered"]))
     report.section("Where the CPU went, draining the backlog", cpu_section(backlog_cpu, backlog["delivered"]))
@@ -347,28 +361,47 @@ def run(ctx: Context) -> Report:
     return report
 
 
-def why_text(cpu: load.CpuUse, e2e: dict[str, Any], backlog: dict[str, Any], bound: float, sequential: float) -> str:
-    """The goals in cores: what the measured CPU per lead says the bound and 20x would take, and
-    where the threads' time went."""
+def why_text(
+    cpu: load.CpuUse,
+    e2e: dict[str, Any],
+    backlog: dict[str, Any],
+    bound: float,
+    sequential: float,
+    busy_threads: list[int],
+) -> str:
+    """The goals in cores, and where the worker threads' time went."""
     delivered = max(e2e["delivered"], 1)
     per_lead = 1000 * sum(cpu.cores.values()) * cpu.seconds / delivered
     portal_only = per_lead - 1000 * cpu.cores.get("sandbox gunicorn (RG)", 0.0) * cpu.seconds / delivered
     target = GOAL_OF_SEQUENTIAL * sequential
     threads = round(bound * LATENCY_MS / 1000)
-    return (
+    text = (
         f"The ideal bound counts only waiting: {bound:,.0f}/s if the {threads} deliveries in flight did nothing but "
         f"wait 50 ms on RG. Each lead also costs CPU: {per_lead:.1f} ms from push to 2xx on this machine, "
         f"{portal_only:.1f} ms of it the portal's own (web, workers, PostgreSQL, Redis) and the rest the sandbox "
         f"answering as RG. At that cost {bound:,.0f}/s needs about {bound * portal_only / 1000:.0f} cores for the "
         f"portal alone, and 20 x the sequential client ({target:,.0f}/s) about {target * portal_only / 1000:.0f}; "
         f"this machine has {cpu.machine_cores:.0f}, shared with the sandbox and the load generator.\n\n"
-        f"More threads would not help. All {threads} were busy (leads queued {e2e['queued_p50']:.1f} s at the median "
-        f"before their first attempt), but mostly queuing for a core or a GIL: a call the sandbox delays by 50 ms "
-        f"took {e2e['call_p50']:.0f} ms at the median ({e2e['call_p99']:.0f} ms p99), and by Little's law only "
-        f"{e2e['rate'] * LATENCY_MS / 1000:.1f} threads at a time were in the sandbox's 50 ms wait. With the push "
-        f"API idle the workers drained a backlog at {backlog['rate']:.1f}/s, barely faster than end to end. More "
-        "cores (more worker and web processes, on more machines) and fewer SQL statements per delivery (listed "
-        "below) raise this figure."
+        f"A call the sandbox delays by 50 ms took {e2e['call_p50']:.0f} ms at the median ({e2e['call_p99']:.0f} ms "
+        f"p99): the rest of it was spent waiting for a core or a GIL, in the sandbox or the worker. By Little's law "
+        f"only {e2e['rate'] * LATENCY_MS / 1000:.1f} threads at a time were in the sandbox's 50 ms wait."
+    )
+    if busy_threads:
+        mean = sum(busy_threads) / len(busy_threads)
+        idle_samples = sum(1 for busy in busy_threads if busy == 0)
+        text += (
+            f"\n\n**The worker threads were mostly idle while deliveries waited.** {len(busy_threads)} py-spy "
+            f"snapshots of the workers, taken while more than {CENSUS_MIN_WAITING} deliveries were still waiting, "
+            f"found on average {mean:.1f} of the {threads} pool threads running a delivery (in {idle_samples} "
+            "snapshots none at all): the rest sat in the pool waiting for a task that was already queued in Redis. "
+            "With `--pool threads`, acks late and a prefetch multiplier of 1, each worker takes new messages only in "
+            "bursts, so the threads are not the limit and adding more would not help; how Celery feeds them is. "
+            "Worth trying, measured the same way: a higher `worker_prefetch_multiplier` for the delivery workers, "
+            "or more worker processes with fewer threads each."
+        )
+    return text + (
+        f"\n\nWith the push API idle the workers drained a backlog at {backlog['rate']:.1f}/s, barely faster than "
+        "end to end."
     )
 
 
