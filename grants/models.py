@@ -172,6 +172,13 @@ class Site(models.Model):
     granted_at = models.DateTimeField(null=True, blank=True)
     status_changed_at = models.DateTimeField(default=timezone.now)
     created = models.DateTimeField(default=timezone.now)
+    # The delivery circuit breaker (leads.circuit): consecutive 5xx answers and timeouts from RG
+    # for this site. At DELIVERY_CIRCUIT_FAILURES the circuit opens: nothing is sent until
+    # `circuit_open_until`, then one probe; its answer closes the circuit or re-opens it.
+    circuit_failures = models.PositiveIntegerField(default=0)
+    circuit_opened_at = models.DateTimeField(null=True, blank=True)
+    circuit_open_until = models.DateTimeField(null=True, blank=True)
+    circuit_last_error = models.CharField(max_length=500, blank=True)
 
     objects = SiteQuerySet.as_manager()
 
@@ -187,6 +194,11 @@ class Site(models.Model):
     @property
     def is_sendable(self) -> bool:
         return self.status in (self.Status.ACTIVE, self.Status.DOUBTFUL)
+
+    @property
+    def circuit_is_open(self) -> bool:
+        """Open (or probing): deliveries to this site wait; see leads.circuit."""
+        return self.circuit_opened_at is not None
 
 
 class SiteStatusChange(models.Model):

@@ -14,12 +14,12 @@ from typing import Any, Optional
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, F, Min, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from grants.models import Partner, Site
+from leads.delivery import DeliveryStateError, delivery_held_cancel, delivery_retry
 from leads.models import BulkRetry, BulkRetryItem, Delivery, DeliveryAttempt, Lead
-from leads.services import DeliveryStateError, delivery_retry
 
 logger = logging.getLogger(__name__)
 
@@ -252,28 +252,10 @@ CANCELLED_WHILE_HELD = "Cancelled by staff while held for the site's grant."
 def deliveries_cancel_held(*, site: Site) -> int:
     """Cancel the site's held deliveries, and those waiting behind them on the same leads (they
     could never go once the held ones are cancelled). Returns how many were cancelled."""
-    now = timezone.now()
     lead_ids = list(
         Lead.objects.filter(site=site, deliveries__status=Delivery.Status.HELD)
         .order_by("pk")
         .values_list("pk", flat=True)
         .distinct()[:CANCEL_HELD_BATCH]
     )
-    cancelled = 0
-    for lead_id in lead_ids:
-        lead = Lead.objects.lock(lead_id)
-        first_held = lead.deliveries.filter(status=Delivery.Status.HELD).aggregate(first=Min("sequence"))["first"]
-        if first_held is None:
-            continue
-        behind = lead.deliveries.filter(
-            sequence__gte=first_held, status__in=[Delivery.Status.HELD, Delivery.Status.WAITING]
-        )
-        cancelled += behind.update(
-            status=Delivery.Status.CANCELLED,
-            next_attempt_at=None,
-            enqueued_at=None,
-            last_error=CANCELLED_WHILE_HELD,
-            updated=now,
-        )
-        lead.refresh_status()
-    return cancelled
+    return sum(delivery_held_cancel(lead_pk=lead_pk, reason=CANCELLED_WHILE_HELD) for lead_pk in lead_ids)

@@ -1,276 +1,623 @@
-"""Delivering the outbox: one attempt at one delivery, the sweeper, releasing held deliveries.
+"""The delivery state machine: every change of a Delivery's status happens here.
 
-A worker claims a row with a conditional UPDATE and a lease, so a delivery is in flight in at
-most one place; a killed worker's claim runs out and the sweeper hands the row to another.
+    from                  event                                        to
+    pending, retrying     claimed by a pump (due, head of its lead)    claimed
+    claimed               its lease ran out (a worker died)            claimed again, by another
+                          pump; the unfinished attempt is marked interrupted
+    pending, retrying     claimed, but the site is not granted         held
+    pending, retrying     claimed, but the lead's create has not       waiting
+                          been delivered (updates and activities)
+    claimed               RG answered 2xx                              delivered
+    claimed               400/401/403/404/422                          failed (a human decides)
+    claimed               5xx, 429, timeout, no connection             retrying (next_attempt_at),
+                                                                       or dead once out of budget
+    waiting               a delivery of the same lead finished         pending
+    held                  the site was granted                         pending
+    held                  held longer than DELIVERY_HELD_MAX_AGE_HOURS failed
+    failed, dead,         staff retry (leads.services.delivery_retry)  pending, with a fresh budget
+    retrying, held
+    pending, waiting,     staff cancel (leads.staff_services)          cancelled
+    held, retrying
+
+Claims are made in batches (leads.engine runs them): one statement picks due deliveries that
+are the head of their lead's queue (no earlier delivery of the lead is pending, held, claimed
+or retrying), so a lead's deliveries go out one at a time and in order; on PostgreSQL the pick
+is `FOR UPDATE SKIP LOCKED`, so pumps in many processes never wait for each other, and on SQLite
+the IMMEDIATE transaction makes the same statement exclusive. A claim is a lease: a killed
+worker's deliveries are claimed again once it runs out, and only those it had in flight can be
+sent twice (RG merges by lead id). Every attempt's row is written in the claim's transaction,
+before its call; outcomes are recorded a batch at a time in a handful of statements.
 """
 
 import json
 import logging
-import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Optional
+from typing import Any, Optional
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from grants.models import Site
 from grants.services import site_mark_doubtful
-from leads import queue, realgeeks, retry
-from leads.models import CREATING_OPERATIONS, Delivery, DeliveryAttempt, Lead
+from leads import circuit, queue, realgeeks, retry
+from leads.models import CREATING_OPERATIONS, Delivery, DeliveryAttempt, Lead, lead_summary_from
 
 logger = logging.getLogger(__name__)
 
 WAITING_FOR_CREATE = "Waiting for the lead's create to be delivered."
-WAITING_FOR_EARLIER = "Waiting for an earlier delivery of this lead."
 INTERRUPTED = "The worker stopped before this attempt finished; the delivery was handed to another."
 
+_BLOCKING = ", ".join(f"'{status}'" for status in Delivery.BLOCKING_STATUSES)
+_CREATING = ", ".join(f"'{operation}'" for operation in CREATING_OPERATIONS)
+# The columns a claim needs to send without another query. `needs_create`: an update or
+# activities for a lead whose create has not been delivered (and did not reach RG elsewhere).
+# Only constants of this module are formatted in (never input), hence the noqa.
+_CANDIDATES = f"""
+SELECT d.id, d.status, d.lead_id, d.operation, d.payload, d.attempt_count, d.attempts_before_retry,
+       d.retry_requested_by_id, d.actor_id, d.retry_trigger,
+       l.lead_id, l.partner_id, l.site_id, s.site_uuid, s.status, s.circuit_failures,
+       CASE WHEN d.operation IN ({_CREATING}) OR l.created_elsewhere THEN 0
+            WHEN EXISTS (SELECT 1 FROM leads_delivery c WHERE c.lead_id = d.lead_id
+                         AND c.operation IN ({_CREATING}) AND c.status = 'delivered') THEN 0
+            ELSE 1 END
+FROM leads_delivery d
+JOIN leads_lead l ON l.id = d.lead_id
+JOIN grants_site s ON s.id = l.site_id
+WHERE {{due}}
+  AND ({{circuit}})
+  AND NOT EXISTS (SELECT 1 FROM leads_delivery e WHERE e.lead_id = d.lead_id
+                  AND e.sequence < d.sequence AND e.status IN ({_BLOCKING}))
+ORDER BY {{order}}
+LIMIT %s
+{{lock}}
+"""  # noqa: S608
+_DUE = "d.status IN ('pending', 'retrying') AND d.next_attempt_at <= %s"
+_LEASE_RAN_OUT = "d.status = 'claimed' AND d.claimed_until < %s"
+_IN_FLIGHT_BY_PARTNER = """
+SELECT l.partner_id, COUNT(*) FROM leads_delivery d JOIN leads_lead l ON l.id = d.lead_id
+WHERE d.status = 'claimed' AND d.claimed_until >= %s GROUP BY l.partner_id
+"""
 
-def _claimable(now: datetime) -> Q:
-    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    return (Q(status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING]) & due) | Q(
-        status=Delivery.Status.CLAIMED, claimed_until__lt=now
-    )
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery this pump holds, with its attempt row already written and its call prepared."""
+
+    delivery_id: int
+    lead_pk: int
+    partner_id: int
+    site_id: int
+    site_failures: int
+    attempt_id: int
+    attempt_number: int
+    budget_used: int  # attempts since a person last retried it, this one included
+    call: realgeeks.Call
 
 
-def delivery_claim(*, delivery_id: int) -> Optional[uuid.UUID]:
-    """Take the delivery for this worker if it is due and nobody holds a live claim; the token
-    names the claim, or None when another worker has it or it is not due."""
-    now, token = timezone.now(), uuid.uuid4()
-    changed = (
-        Delivery.objects.filter(pk=delivery_id)
-        .filter(_claimable(now))
-        .update(status=Delivery.Status.CLAIMED, claimed_until=retry.lease_until(now), claim_token=token, updated=now)
-    )
-    return token if changed == 1 else None
+@dataclass(frozen=True)
+class _Candidate:
+    delivery_id: int
+    old_status: str
+    lead_pk: int
+    operation: str
+    payload: str
+    attempt_count: int
+    attempts_before_retry: int
+    retry_requested_by_id: Optional[int]
+    actor_id: Optional[int]
+    retry_trigger: str
+    lead_id: uuid.UUID
+    partner_id: int
+    site_id: int
+    site_uuid: uuid.UUID
+    site_status: str
+    site_failures: int
+    needs_create: bool
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> "_Candidate":
+        (pk, status, lead_pk, operation, payload, attempts, before_retry, requested_by, actor, trigger) = row[:10]
+        (lead_id, partner_id, site_id, site_uuid, site_status, site_failures, needs_create) = row[10:]
+        return cls(
+            delivery_id=pk,
+            old_status=status,
+            lead_pk=lead_pk,
+            operation=operation,
+            # The stored JSON is sent as it is: no parse and re-serialise per call.
+            payload=payload if isinstance(payload, str) else json.dumps(payload),
+            attempt_count=attempts,
+            attempts_before_retry=before_retry,
+            retry_requested_by_id=requested_by,
+            actor_id=actor,
+            retry_trigger=trigger,
+            lead_id=uuid.UUID(str(lead_id)),
+            partner_id=partner_id,
+            site_id=site_id,
+            site_uuid=uuid.UUID(str(site_uuid)),
+            site_status=site_status,
+            site_failures=site_failures,
+            needs_create=bool(needs_create),
+        )
+
+    def trigger(self) -> str:
+        if self.retry_trigger:
+            return self.retry_trigger
+        return DeliveryAttempt.Trigger.AUTOMATIC if self.attempt_count == 0 else DeliveryAttempt.Trigger.SWEEPER
 
 
-def delivery_attempt(*, delivery_id: int, trigger: str) -> Optional[str]:
-    """Claim, check order and grant, call RG once, record the attempt and what comes next.
+CredentialsFor = Callable[[int], realgeeks.Credentials]
+AllowanceFor = Callable[[int], int]
 
-    Returns the delivery's status afterwards, or None when it could not be claimed.
+
+def deliveries_claim(
+    *,
+    slots: int,
+    token: uuid.UUID,
+    credentials_for: CredentialsFor,
+    allowance_for: Optional[AllowanceFor] = None,
+    probe_sites: Iterable[int] = (),
+    lease_expired_too: bool = False,
+) -> list[Claimed]:
+    """Claim up to `slots` due deliveries for the pump whose claims `token` names.
+
+    Per partner, at most DELIVERY_PARTNER_MAX_IN_FLIGHT are in flight across all pumps, and at
+    most `allowance_for(partner_id)` more from this call (the pump's rate limit). A site whose
+    circuit is open is skipped, except those in `probe_sites`, which get one delivery each.
+    Deliveries that may not go now are parked as held or waiting instead.
     """
-    token = delivery_claim(delivery_id=delivery_id)
-    if token is None:
-        return None
-    delivery = Delivery.objects.select_related("lead__site", "lead__partner").get(pk=delivery_id)
-    DeliveryAttempt.objects.filter(delivery=delivery, outcome=DeliveryAttempt.Outcome.STARTED).update(
-        outcome=DeliveryAttempt.Outcome.INTERRUPTED, error=INTERRUPTED
-    )
-    parked = _park_if_blocked(delivery, token)
-    if parked:
-        return parked
-    attempt = _attempt_start(delivery, token, trigger)
-    started = time.monotonic()
-    partner, site = delivery.lead.partner, delivery.lead.site
-    creds = realgeeks.Credentials(partner.api_url(), partner.rg_username, partner.rg_password)
-    try:
-        reply = realgeeks.call(
-            delivery.operation,
-            creds,
-            site_uuid=site.site_uuid,
-            lead_id=delivery.lead.lead_id,
-            payload=delivery.payload,
-        )
-        result = _Result(status=reply.status, body=reply.text, error=None)
-    except realgeeks.RealGeeksError as exc:
-        result = _Result(status=exc.status, body=exc.body, error=exc)
-    result.duration_ms = int((time.monotonic() - started) * 1000)
-    status = _attempt_finish(delivery, attempt, token, result)
-    if result.error is not None and result.error.status == 401:
-        site_mark_doubtful(site=site, note=f"Real Geeks answered 401 to delivery {delivery.public_id}.")
-    return status
-
-
-def _park_if_blocked(delivery: Delivery, token: uuid.UUID) -> Optional[str]:
-    """Put the delivery back as waiting (order) or held (grant) if it may not go now."""
-    with transaction.atomic():
-        lead = Lead.objects.lock(delivery.lead_id)
-        earlier = lead.deliveries.filter(sequence__lt=delivery.sequence, status__in=Delivery.BLOCKING_STATUSES)
-        if earlier.exists():
-            status, reason = Delivery.Status.WAITING, WAITING_FOR_EARLIER
-        elif delivery.lead_must_exist_first() and not _lead_exists_at_rg(lead):
-            status, reason = Delivery.Status.WAITING, WAITING_FOR_CREATE
-        elif not Site.objects.get(pk=lead.site_id).is_sendable:
-            status = Delivery.Status.HELD
-            reason = f"Site {lead.site.site_uuid} is not granted to this partner yet."
-        else:
-            return None
-        Delivery.objects.filter(pk=delivery.pk, claim_token=token).update(
-            status=status,
-            last_error=reason,
-            next_attempt_at=None,
-            claimed_until=None,
-            claim_token=None,
-            updated=timezone.now(),
-        )
-        lead.refresh_status()
-    return status
-
-
-def _lead_exists_at_rg(lead: Lead) -> bool:
-    if lead.created_elsewhere:
-        return True
-    return lead.deliveries.filter(operation__in=CREATING_OPERATIONS, status=Delivery.Status.DELIVERED).exists()
-
-
-def _attempt_start(delivery: Delivery, token: uuid.UUID, trigger: str) -> DeliveryAttempt:
-    """The attempt row, written before the call so a crash mid-call still leaves a trace."""
-    lead, partner = delivery.lead, delivery.lead.partner
-    ep = realgeeks.endpoint(
-        delivery.operation, base_url=partner.api_url(), site_uuid=lead.site.site_uuid, lead_id=lead.lead_id
-    )
+    if slots <= 0:
+        return []
     now = timezone.now()
-    manual = trigger in (DeliveryAttempt.Trigger.MANUAL, DeliveryAttempt.Trigger.BULK)
+    probe_sites = set(probe_sites)
     with transaction.atomic():
-        delivery.attempt_count += 1
-        Delivery.objects.filter(pk=delivery.pk, claim_token=token).update(
-            attempt_count=delivery.attempt_count, last_attempt_at=now, retry_requested_by=None, updated=now
+        candidates = _candidates(now, slots, probe_sites, lease_expired_too)
+        if not candidates:
+            return []
+        chosen, held, waiting = _choose(candidates, slots, now, probe_sites, allowance_for)
+        _park(held, waiting, now)
+        _interrupted_mark([c for c in (*chosen, *held, *waiting) if c.old_status == Delivery.Status.CLAIMED])
+        if not chosen:
+            return []
+        Delivery.objects.filter(pk__in=[c.delivery_id for c in chosen]).update(
+            status=Delivery.Status.CLAIMED,
+            claim_token=token,
+            claimed_until=retry.lease_until(now),
+            attempt_count=F("attempt_count") + 1,
+            last_attempt_at=now,
+            retry_requested_by=None,
+            retry_trigger="",
+            updated=now,
         )
-        return DeliveryAttempt.objects.create(
-            delivery=delivery,
-            number=delivery.attempt_count,
-            trigger=trigger,
-            actor=(delivery.retry_requested_by or delivery.actor) if manual else None,
+        return _attempts_start(chosen, now, credentials_for)
+
+
+def _candidates(now: datetime, slots: int, probe_sites: set[int], lease_expired_too: bool) -> list[_Candidate]:
+    adapted_now = connection.ops.adapt_datetimefield_value(now)
+    lock = "FOR UPDATE OF d SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    circuit_closed = "s.circuit_opened_at IS NULL"
+    if probe_sites:
+        circuit_closed += f" OR s.id IN ({', '.join(str(int(site_id)) for site_id in probe_sites)})"
+    # A little more than the slots: the partner cap or a probe may leave some out.
+    limit = slots + 16
+    queries = [(_DUE, "d.next_attempt_at")]
+    if lease_expired_too:
+        queries.append((_LEASE_RAN_OUT, "d.claimed_until"))
+    rows: list[tuple[Any, ...]] = []
+    with connection.cursor() as cursor:
+        for due, order in queries:
+            sql = _CANDIDATES.format(due=due, circuit=circuit_closed, order=order, lock=lock)
+            cursor.execute(sql, [adapted_now, limit])
+            rows.extend(cursor.fetchall())
+    return [_Candidate.from_row(row) for row in rows]
+
+
+def _choose(
+    candidates: list[_Candidate],
+    slots: int,
+    now: datetime,
+    probe_sites: set[int],
+    allowance_for: Optional[AllowanceFor],
+) -> tuple[list[_Candidate], list[_Candidate], list[_Candidate]]:
+    """Split candidates into those to send now, to hold (site not granted) and to make wait."""
+    cap = settings.DELIVERY_PARTNER_MAX_IN_FLIGHT
+    in_flight = _in_flight_by_partner(now)
+    chosen: list[_Candidate] = []
+    held: list[_Candidate] = []
+    waiting: list[_Candidate] = []
+    taken_for: dict[int, int] = {}
+    probed: set[int] = set()
+    for candidate in candidates:
+        if candidate.site_status not in (Site.Status.ACTIVE, Site.Status.DOUBTFUL):
+            held.append(candidate)
+            continue
+        if candidate.needs_create:
+            waiting.append(candidate)
+            continue
+        if len(chosen) >= slots:
+            continue
+        partner = candidate.partner_id
+        taken = taken_for.get(partner, 0)
+        if in_flight.get(partner, 0) + taken >= cap:
+            continue
+        if allowance_for is not None and taken >= allowance_for(partner):
+            continue
+        if candidate.site_id in probe_sites:
+            if candidate.site_id in probed:
+                continue
+            probed.add(candidate.site_id)
+        taken_for[partner] = taken + 1
+        chosen.append(candidate)
+    return chosen, held, waiting
+
+
+def _in_flight_by_partner(now: datetime) -> dict[int, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(_IN_FLIGHT_BY_PARTNER, [connection.ops.adapt_datetimefield_value(now)])
+        return {partner: count for partner, count in cursor.fetchall()}
+
+
+def _park(held: list[_Candidate], waiting: list[_Candidate], now: datetime) -> None:
+    if not held and not waiting:
+        return
+    leads = leads_lock({c.lead_pk for c in (*held, *waiting)})
+    parked = {"claimed_until": None, "claim_token": None, "next_attempt_at": None, "updated": now}
+    for site_uuid in {c.site_uuid for c in held}:
+        ids = [c.delivery_id for c in held if c.site_uuid == site_uuid]
+        reason = f"Site {site_uuid} is not granted to this partner yet."
+        Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.HELD, last_error=reason, **parked)
+    if waiting:
+        ids = [c.delivery_id for c in waiting]
+        Delivery.objects.filter(pk__in=ids).update(
+            status=Delivery.Status.WAITING, last_error=WAITING_FOR_CREATE, **parked
+        )
+    leads_summarise(leads)
+
+
+def _interrupted_mark(candidates: list[_Candidate]) -> None:
+    """Attempts left in progress by a worker that died: say so before a new attempt starts."""
+    if candidates:
+        DeliveryAttempt.objects.filter(
+            delivery_id__in=[c.delivery_id for c in candidates], outcome=DeliveryAttempt.Outcome.STARTED
+        ).update(outcome=DeliveryAttempt.Outcome.INTERRUPTED, error=INTERRUPTED)
+
+
+def _attempts_start(chosen: list[_Candidate], now: datetime, credentials_for: CredentialsFor) -> list[Claimed]:
+    """The attempt rows, written before the calls so a crash mid-call still leaves a trace."""
+    prepared = []
+    for c in chosen:
+        creds = credentials_for(c.partner_id)
+        ep = realgeeks.endpoint(c.operation, base_url=creds.base_url, site_uuid=c.site_uuid, lead_id=c.lead_id)
+        manual = c.trigger() in (DeliveryAttempt.Trigger.MANUAL, DeliveryAttempt.Trigger.BULK)
+        attempt = DeliveryAttempt(
+            delivery_id=c.delivery_id,
+            number=c.attempt_count + 1,
+            trigger=c.trigger(),
+            actor_id=(c.retry_requested_by_id or c.actor_id) if manual else None,
             started=now,
             request_method=ep.method,
             request_url=ep.url,
-            request_body=json.dumps(delivery.payload),
+            request_body=c.payload,
         )
-
-
-@dataclass
-class _Result:
-    status: Optional[int]
-    body: str
-    error: Optional[realgeeks.RealGeeksError]
-    duration_ms: int = 0
-
-
-def _attempt_finish(delivery: Delivery, attempt: DeliveryAttempt, token: uuid.UUID, result: _Result) -> str:
-    now = timezone.now()
-    if result.error is None:
-        verdict = retry.DELIVERED
-    else:
-        budget_used = delivery.attempt_count - delivery.attempts_before_retry
-        verdict = retry.verdict_for_error(result.error, attempt_count=budget_used, now=now)
-    error = result.error.message if result.error else ""
-    with transaction.atomic():
-        lead = Lead.objects.lock(delivery.lead_id)
-        attempt.duration_ms = result.duration_ms
-        attempt.response_status = result.status
-        attempt.response_body = (result.body or "")[: settings.ATTEMPT_BODY_MAX_CHARS]
-        attempt.error = error[:500]
-        attempt.outcome = verdict.outcome
-        attempt.next_attempt_at = verdict.next_attempt_at
-        attempt.save()
-        recorded = Delivery.objects.filter(pk=delivery.pk, claim_token=token).update(
-            status=verdict.status,
-            next_attempt_at=verdict.next_attempt_at,
-            enqueued_at=None,
-            claimed_until=None,
-            claim_token=None,
-            last_status_code=result.status,
-            last_error=error[:500],
-            delivered_at=now if verdict.status == Delivery.Status.DELIVERED else None,
-            updated=now,
+        prepared.append((c, attempt, realgeeks.Call(creds, ep, c.payload.encode())))
+    DeliveryAttempt.objects.bulk_create([attempt for _, attempt, _ in prepared])
+    return [
+        Claimed(
+            delivery_id=c.delivery_id,
+            lead_pk=c.lead_pk,
+            partner_id=c.partner_id,
+            site_id=c.site_id,
+            site_failures=c.site_failures,
+            attempt_id=attempt.pk,
+            attempt_number=attempt.number,
+            budget_used=attempt.number - c.attempts_before_retry,
+            call=call,
         )
-        if not recorded:
-            # The lease ran out mid-call and another worker took over; its outcome will count.
-            logger.warning("delivery %s: claim lost before the outcome was recorded", delivery.pk)
-            return verdict.status
-        if verdict.status in Delivery.TERMINAL_STATUSES:
-            deliveries_release_waiting(lead=lead)
-        lead.refresh_status()
-    logger.info("delivery %s attempt %s: %s", delivery.pk, attempt.number, verdict.status)
-    return verdict.status
+        for c, attempt, call in prepared
+    ]
 
 
-def deliveries_release_waiting(*, lead: Lead) -> list[int]:
-    """Make the lead's waiting deliveries due again (each re-checks order when claimed).
+def deliveries_record(finished: list[tuple[Claimed, realgeeks.Outcome]], *, token: uuid.UUID) -> dict[int, str]:
+    """Record a batch of finished calls: attempts, deliveries, their leads and circuits.
 
-    Call inside a transaction holding the lead's lock, after one of its deliveries finished.
+    Returns each recorded delivery's new status. A delivery whose claim was lost meanwhile (its
+    lease ran out mid-call and another pump took it) is left to that pump.
     """
+    if not finished:
+        return {}
     now = timezone.now()
-    ids = list(lead.deliveries.filter(status=Delivery.Status.WAITING).values_list("pk", flat=True))
-    Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.PENDING, next_attempt_at=now, updated=now)
-    queue.publish_on_commit(delivery_ids=ids, trigger=DeliveryAttempt.Trigger.AUTOMATIC)
-    return ids
+    verdicts = {claimed.delivery_id: _verdict(claimed, outcome, now) for claimed, outcome in finished}
+    with transaction.atomic():
+        leads = leads_lock({claimed.lead_pk for claimed, _ in finished})
+        owned = set(Delivery.objects.filter(pk__in=list(verdicts), claim_token=token).values_list("pk", flat=True))
+        DeliveryAttempt.objects.bulk_update(
+            [_attempt_result(claimed, outcome, verdicts[claimed.delivery_id]) for claimed, outcome in finished],
+            ["duration_ms", "response_status", "response_body", "error", "outcome", "next_attempt_at"],
+        )
+        mine = [(claimed, outcome) for claimed, outcome in finished if claimed.delivery_id in owned]
+        lost = len(finished) - len(mine)
+        if lost:
+            logger.warning("%s deliveries: claim lost before the outcome was recorded", lost)
+        Delivery.objects.filter(claim_token=token).bulk_update(
+            [_delivery_result(claimed, outcome, verdicts[claimed.delivery_id], now) for claimed, outcome in mine],
+            [
+                "status",
+                "next_attempt_at",
+                "claimed_until",
+                "claim_token",
+                "last_status_code",
+                "last_error",
+                "delivered_at",
+                "updated",
+            ],
+        )
+        finished_leads = {c.lead_pk for c, _ in mine if verdicts[c.delivery_id].status in Delivery.TERMINAL_STATUSES}
+        leads_summarise({pk: leads[pk] for pk in {c.lead_pk for c, _ in mine}}, release_waiting_of=finished_leads)
+    circuit.circuits_record(
+        (circuit.SiteOutcome(c.site_id, _trips_circuit(o), o.error.message if o.error else "") for c, o in mine),
+        failures_before={c.site_id: c.site_failures for c, _ in mine},
+        now=now,
+    )
+    for site_id in {c.site_id for c, _ in mine if verdicts[c.delivery_id].site_doubtful}:
+        site_mark_doubtful(site=Site(pk=site_id), note="Real Geeks answered 401 to a delivery for this site.")
+    for claimed, _ in mine:
+        logger.info(
+            "delivery %s attempt %s: %s",
+            claimed.delivery_id,
+            claimed.attempt_number,
+            verdicts[claimed.delivery_id].status,
+        )
+    return {c.delivery_id: verdicts[c.delivery_id].status for c, _ in mine}
+
+
+def _verdict(claimed: Claimed, outcome: realgeeks.Outcome, now: datetime) -> retry.Verdict:
+    if outcome.error is None:
+        return retry.DELIVERED
+    return retry.verdict_for_error(outcome.error, attempt_count=claimed.budget_used, now=now)
+
+
+def _trips_circuit(outcome: realgeeks.Outcome) -> bool:
+    """5xx answers, timeouts and failed connections count toward opening the circuit."""
+    error = outcome.error
+    return error is not None and (error.status is None or error.status >= 500)
+
+
+def _attempt_result(claimed: Claimed, outcome: realgeeks.Outcome, verdict: retry.Verdict) -> DeliveryAttempt:
+    status, body = (outcome.reply.status, outcome.reply.text) if outcome.reply else (None, "")
+    if outcome.error is not None:
+        status, body = outcome.error.status, outcome.error.body
+    return DeliveryAttempt(
+        pk=claimed.attempt_id,
+        duration_ms=outcome.duration_ms,
+        response_status=status,
+        response_body=(body or "")[: settings.ATTEMPT_BODY_MAX_CHARS],
+        error=outcome.error.message[:500] if outcome.error else "",
+        outcome=verdict.outcome,
+        next_attempt_at=verdict.next_attempt_at,
+    )
+
+
+def _delivery_result(claimed: Claimed, outcome: realgeeks.Outcome, verdict: retry.Verdict, now: datetime) -> Delivery:
+    return Delivery(
+        pk=claimed.delivery_id,
+        status=verdict.status,
+        next_attempt_at=verdict.next_attempt_at,
+        claimed_until=None,
+        claim_token=None,
+        last_status_code=outcome.reply.status if outcome.reply else (outcome.error.status if outcome.error else None),
+        last_error=outcome.error.message[:500] if outcome.error else "",
+        delivered_at=now if verdict.status == Delivery.Status.DELIVERED else None,
+        updated=now,
+    )
+
+
+Summary = tuple[str, Optional[int], str]  # a lead's status, last HTTP status and last error
+
+
+def leads_lock(lead_pks: set[int]) -> dict[int, Summary]:
+    """Lock the leads (in id order, so two batches never deadlock) and read their summaries."""
+    rows = Lead.objects.select_for_update().filter(pk__in=lead_pks).order_by("pk")
+    return {
+        pk: (status, code, error)
+        for pk, status, code, error in rows.values_list("pk", "status", "last_status_code", "last_error")
+    }
+
+
+def leads_summarise(leads: dict[int, Summary], *, release_waiting_of: Iterable[int] = ()) -> None:
+    """Recompute locked leads' summaries (from `leads_lock`) from their deliveries and write
+    those that changed: two statements for any number of leads.
+
+    Deliveries waiting behind one of `release_waiting_of`'s leads are made due first (each
+    re-checks its order when claimed).
+    """
+    if not leads:
+        return
+    now = timezone.now()
+    release_of = set(release_waiting_of)
+    rows = list(
+        Delivery.objects.filter(lead_id__in=list(leads)).values_list(
+            "pk", "lead_id", "operation", "sequence", "status", "last_status_code", "last_error"
+        )
+    )
+    released = {row[0] for row in rows if row[1] in release_of and row[4] == Delivery.Status.WAITING}
+    if released:
+        Delivery.objects.filter(pk__in=released).update(
+            status=Delivery.Status.PENDING, next_attempt_at=now, updated=now
+        )
+        queue.pump_hint_on_commit()
+    by_lead: dict[int, list[tuple[str, int, str, Optional[int], str]]] = {}
+    for pk, lead_pk, operation, sequence, status, code, error in rows:
+        status = Delivery.Status.PENDING if pk in released else status
+        by_lead.setdefault(lead_pk, []).append((operation, sequence, status, code, error))
+    changed = []
+    for pk, current in leads.items():
+        status, code, error = lead_summary_from(by_lead.get(pk, []))
+        if (status, code, error[:500]) != current:
+            changed.append(Lead(pk=pk, status=status, last_status_code=code, last_error=error[:500]))
+    if changed:
+        Lead.objects.bulk_update(changed, ["status", "last_status_code", "last_error"])
 
 
 @transaction.atomic
 def deliveries_release_held(*, site: Site) -> int:
-    """The site may be sent to now: its held deliveries become due and are published."""
+    """The site may be sent to now: its held deliveries become due."""
     if not Site.objects.get(pk=site.pk).is_sendable:
         return 0
     now = timezone.now()
-    ids = list(
-        Delivery.objects.filter(status=Delivery.Status.HELD, lead__site=site).values_list("pk", flat=True)[
+    rows = list(
+        Delivery.objects.filter(status=Delivery.Status.HELD, lead__site=site).values_list("pk", "lead_id")[
             : settings.DELIVERY_SWEEP_BATCH
         ]
     )
-    Delivery.objects.filter(pk__in=ids).update(
+    if not rows:
+        return 0
+    leads = leads_lock({lead_pk for _, lead_pk in rows})
+    released = Delivery.objects.filter(pk__in=[pk for pk, _ in rows], status=Delivery.Status.HELD).update(
         status=Delivery.Status.PENDING, next_attempt_at=now, last_error="", updated=now
     )
-    for lead in Lead.objects.filter(deliveries__pk__in=ids).distinct():
-        lead.refresh_status()
-    queue.publish_on_commit(delivery_ids=ids, trigger=DeliveryAttempt.Trigger.AUTOMATIC)
-    return len(ids)
+    leads_summarise(leads)
+    queue.pump_hint_on_commit()
+    return released
 
 
 @dataclass(frozen=True)
 class SweepResult:
-    published: int
+    due: bool  # deliveries were due (or a dead worker's lease had run out): a pump was asked for
     released: int
     expired: int
 
 
 def deliveries_sweep() -> SweepResult:
-    """Publish what is due and was not picked up (lost message, killed worker, broker outage),
-    release held deliveries whose site is now granted, fail those held too long."""
+    """The safety net behind the pumps: release held deliveries whose site is now granted, fail
+    those held too long, and ask for a pump if anything is due (a lost hint, a broker outage,
+    a scheduled retry, a killed worker's lease)."""
     now = timezone.now()
     expired = _held_expire(now)
     released = 0
     granted = Site.objects.sendable().filter(leads__deliveries__status=Delivery.Status.HELD).distinct()
     for site in granted[: settings.DELIVERY_SWEEP_BATCH]:
         released += deliveries_release_held(site=site)
-    not_published_recently = Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=retry.requeue_cutoff(now))
-    due = Q(status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING], next_attempt_at__lte=now) | Q(
-        status=Delivery.Status.CLAIMED, claimed_until__lt=now
-    )
-    ids = list(
-        Delivery.objects.filter(due & not_published_recently)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[: settings.DELIVERY_SWEEP_BATCH]
-    )
-    Delivery.objects.filter(pk__in=ids).update(enqueued_at=now)
-    published = sum(queue.publish(delivery_id=pk, trigger=DeliveryAttempt.Trigger.SWEEPER) for pk in ids)
-    if ids or released or expired:
-        logger.info("sweep: published %s of %s, released %s, expired %s", published, len(ids), released, expired)
-    return SweepResult(published=published, released=released, expired=expired)
+    due = Delivery.objects.filter(
+        Q(status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING], next_attempt_at__lte=now)
+        | Q(status=Delivery.Status.CLAIMED, claimed_until__lt=now)
+    ).exists()
+    if due:
+        queue.pump_hint(force=True)
+    if released or expired:
+        logger.info("sweep: released %s, expired %s", released, expired)
+    return SweepResult(due=due, released=released, expired=expired)
 
 
 def _held_expire(now: datetime) -> int:
     """Fail deliveries held longer than DELIVERY_HELD_MAX_AGE_HOURS, saying why."""
-    ids = list(
+    rows = list(
         Delivery.objects.filter(status=Delivery.Status.HELD, created__lt=retry.held_too_long_before(now)).values_list(
-            "pk", flat=True
+            "pk", "lead_id"
         )[: settings.DELIVERY_SWEEP_BATCH]
     )
-    for pk in ids:
-        with transaction.atomic():
-            delivery = Delivery.objects.get(pk=pk)
-            lead = Lead.objects.lock(delivery.lead_id)
-            changed = Delivery.objects.filter(pk=pk, status=Delivery.Status.HELD).update(
-                status=Delivery.Status.FAILED,
-                last_error=retry.held_too_long_reason(),
-                next_attempt_at=None,
-                updated=now,
+    if not rows:
+        return 0
+    with transaction.atomic():
+        leads = leads_lock({lead_pk for _, lead_pk in rows})
+        expired = Delivery.objects.filter(pk__in=[pk for pk, _ in rows], status=Delivery.Status.HELD).update(
+            status=Delivery.Status.FAILED,
+            last_error=retry.held_too_long_reason(),
+            next_attempt_at=None,
+            updated=now,
+        )
+        leads_summarise(leads, release_waiting_of=leads)
+    return expired
+
+
+class DeliveryStateError(Exception):
+    """The delivery cannot do what was asked in its current state (the API answers 409)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+RETRYABLE_STATUSES = (Delivery.Status.FAILED, Delivery.Status.DEAD, Delivery.Status.RETRYING, Delivery.Status.HELD)
+CANCELLABLE_STATUSES = (
+    Delivery.Status.PENDING,
+    Delivery.Status.WAITING,
+    Delivery.Status.HELD,
+    Delivery.Status.RETRYING,
+)
+
+
+def delivery_retry(
+    *, delivery: Delivery, actor: Optional[Any] = None, trigger: str = DeliveryAttempt.Trigger.MANUAL
+) -> Delivery:
+    """Attempt a failed, dead, retrying or held delivery now, with a fresh automatic retry budget."""
+    with transaction.atomic():
+        leads = leads_lock({delivery.lead_id})
+        delivery = Delivery.objects.get(pk=delivery.pk)
+        if delivery.status not in RETRYABLE_STATUSES:
+            raise DeliveryStateError(f"A {delivery.get_status_display().lower()} delivery cannot be retried.")
+        now = timezone.now()
+        delivery.status = Delivery.Status.PENDING
+        delivery.next_attempt_at = now
+        delivery.claimed_until = None
+        delivery.claim_token = None
+        delivery.attempts_before_retry = delivery.attempt_count
+        delivery.retry_requested_by = actor
+        delivery.retry_trigger = trigger
+        delivery.updated = now
+        delivery.save()
+        leads_summarise(leads)
+        queue.pump_hint_on_commit()
+    return delivery
+
+
+def delivery_cancel(*, delivery: Delivery, actor: Any) -> Delivery:
+    """Cancel a delivery that is not in flight: pending, waiting, held or retrying.
+
+    The change is a conditional UPDATE, so a delivery a worker has just claimed (and is sending
+    now) is left alone: cancelling it under the worker would throw away what RG answers.
+    Raises DeliveryStateError when the delivery is no longer cancellable.
+    """
+    with transaction.atomic():
+        leads = leads_lock({delivery.lead_id})
+        cancelled = Delivery.objects.filter(pk=delivery.pk, status__in=CANCELLABLE_STATUSES).update(
+            status=Delivery.Status.CANCELLED,
+            next_attempt_at=None,
+            last_error=f"Cancelled by {actor.get_username()}.",
+            updated=timezone.now(),
+        )
+        delivery = Delivery.objects.get(pk=delivery.pk)
+        if not cancelled:
+            raise DeliveryStateError(
+                f"This delivery is {delivery.get_status_display().lower()} now, so it was not cancelled: "
+                "only pending, waiting, held or retrying deliveries can be."
             )
-            if changed:
-                deliveries_release_waiting(lead=lead)
-                lead.refresh_status()
-    return len(ids)
+        # Later deliveries of the lead may have been waiting for this one.
+        leads_summarise(leads, release_waiting_of=leads)
+    return delivery
+
+
+def delivery_held_cancel(*, lead_pk: int, reason: str) -> int:
+    """Cancel the lead's first held delivery and every one queued behind it (they could never go
+    once it is cancelled: an update needs its create). Returns how many were cancelled."""
+    with transaction.atomic():
+        leads = leads_lock({lead_pk})
+        held = Delivery.objects.filter(lead_id=lead_pk, status=Delivery.Status.HELD)
+        first_held = held.order_by("sequence").values_list("sequence", flat=True).first()
+        if first_held is None:
+            return 0
+        cancelled = Delivery.objects.filter(
+            lead_id=lead_pk,
+            sequence__gte=first_held,
+            status__in=[Delivery.Status.HELD, Delivery.Status.WAITING, Delivery.Status.PENDING],
+        ).update(
+            status=Delivery.Status.CANCELLED,
+            next_attempt_at=None,
+            last_error=reason,
+            updated=timezone.now(),
+        )
+        leads_summarise(leads)
+    return cancelled

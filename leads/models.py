@@ -299,15 +299,17 @@ class Delivery(models.Model):
         help_text="Who asked for the pending manual retry; its attempt names them.",
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    retry_trigger = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text="The DeliveryAttempt.Trigger of a pending manual or bulk retry; its attempt records it.",
+    )
     attempt_count = models.PositiveIntegerField(default=0)
     attempts_before_retry = models.PositiveIntegerField(
         default=0, help_text="attempt_count when a person last retried it; the automatic budget counts from here."
     )
     next_attempt_at = models.DateTimeField(
         null=True, blank=True, help_text="When a worker may try next; empty while waiting, held or finished."
-    )
-    enqueued_at = models.DateTimeField(
-        null=True, blank=True, help_text="When a task was last published for it; the sweeper re-publishes stale ones."
     )
     claimed_until = models.DateTimeField(
         null=True, blank=True, help_text="A worker's lease; once past, the sweeper hands the row to another."

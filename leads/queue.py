@@ -1,35 +1,51 @@
-"""Publishing delivery tasks. The outbox row is the truth; a message is only a hint to hurry."""
+"""Asking a worker to run a delivery pump. The outbox rows are the truth; a message is a hint.
+
+A pump claims whatever is due, so one hint serves every lead accepted meanwhile. A web process
+therefore publishes at most one hint per PUMP_HINT_INTERVAL: a pump started by the previous
+hint is still running (it lingers DELIVERY_PUMP_IDLE_SECONDS, far longer, before it stops for
+lack of work) and finds the new delivery on its next claim.
+"""
 
 import logging
+import threading
+import time
 
+from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
-
-from leads.models import Delivery
 
 logger = logging.getLogger(__name__)
 
+PUMP_HINT_INTERVAL = 0.1
 
-def publish(*, delivery_id: int, trigger: str) -> bool:
-    """Ask a worker to attempt the delivery now. Never raises: with the broker down the request
-    still succeeds, and the sweeper publishes the row once the broker is back."""
+_last_hint = 0.0
+_lock = threading.Lock()
+
+
+def pump_hint(*, force: bool = False) -> bool:
+    """Publish a pump task unless one was published moments ago. Never raises: with the broker
+    down the request still succeeds, and the sweeper asks again once the broker is back."""
+    global _last_hint
     # Imported here because the task module imports the services that call this one.
-    from leads.tasks import delivery_attempt_task
+    from leads.tasks import deliveries_pump_task
 
+    eager = settings.CELERY_TASK_ALWAYS_EAGER
+    with _lock:
+        now = time.monotonic()
+        # The interval must stay well under the pump's idle linger, or a throttled hint could
+        # leave a delivery for the sweeper (see the module docstring).
+        if not (force or eager) and now - _last_hint < min(PUMP_HINT_INTERVAL, settings.DELIVERY_PUMP_IDLE_SECONDS / 2):
+            return False
+        _last_hint = now
     try:
-        delivery_attempt_task.delay(delivery_id, trigger)
-    except Exception as exc:  # any broker failure: the row stays due and the sweeper retries it
-        logger.warning("could not publish delivery %s (%s); the sweeper will", delivery_id, type(exc).__name__)
-        # Clearing enqueued_at makes the next sweep publish it without waiting for the requeue age.
-        Delivery.objects.filter(pk=delivery_id, enqueued_at__isnull=False).update(enqueued_at=None)
+        deliveries_pump_task.delay()
+    except Exception as exc:  # any broker failure: the rows stay due and the sweeper asks again
+        logger.warning("could not publish a delivery pump (%s); the sweeper will", type(exc).__name__)
+        with _lock:
+            _last_hint = 0.0
         return False
     return True
 
 
-def publish_on_commit(*, delivery_ids: list[int], trigger: str) -> None:
-    """Mark the deliveries published now and publish them once the current transaction commits."""
-    if not delivery_ids:
-        return
-    Delivery.objects.filter(pk__in=delivery_ids).update(enqueued_at=timezone.now())
-    for delivery_id in delivery_ids:
-        transaction.on_commit(lambda d=delivery_id: publish(delivery_id=d, trigger=trigger))  # type: ignore[misc]
+def pump_hint_on_commit() -> None:
+    """Ask for a pump once the current transaction has committed what it should deliver."""
+    transaction.on_commit(pump_hint)

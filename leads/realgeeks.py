@@ -5,17 +5,24 @@ One `requests.Session` per process, explicit connect/read timeouts, a `User-Agen
 only: never in a URL, a message or a log line.
 """
 
+import asyncio
+import concurrent.futures
+import errno
+import http.client
 import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Optional
 
+import aiohttp
 import requests
+import requests.adapters
 from django.conf import settings
 from django.utils import timezone
 
@@ -24,6 +31,7 @@ logger = logging.getLogger(__name__)
 USER_AGENT = "partner-portal/1 (+Real Geeks Incoming Leads API client)"
 # DESIGN.md: 400/401/403/404/422 need a human; RG's own clients never retry 400, 401 and 422.
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 422})
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -175,29 +183,37 @@ def call(
 
 def _send(creds: Credentials, ep: Endpoint, body: Any) -> Reply:
     data = None if body is None else json.dumps(body).encode()
+    return _send_bytes(session(), creds, ep, data)
+
+
+def _send_bytes(client: requests.Session, creds: Credentials, ep: Endpoint, data: Optional[bytes]) -> Reply:
     headers = {"Accept": "application/json"}
     if data is not None:
-        headers["Content-Type"] = "application/json; charset=utf-8"
+        headers["Content-Type"] = JSON_CONTENT_TYPE
     connect, read = settings.REALGEEKS_CONNECT_TIMEOUT, settings.REALGEEKS_READ_TIMEOUT
     started = time.monotonic()
-    try:
-        response = session().request(
-            ep.method,
-            ep.url,
-            data=data,
-            headers=headers,
-            auth=(creds.username, creds.password),
-            timeout=(connect, read),
-            allow_redirects=False,
-        )
-    except requests.ConnectTimeout:
-        raise RealGeeksError(f"Could not connect to Real Geeks within {connect:g} s") from None
-    except requests.ReadTimeout:
-        raise RealGeeksError(f"Real Geeks did not answer within {read:g} s") from None
-    except requests.ConnectionError as exc:
-        raise RealGeeksError(f"Could not reach Real Geeks ({_exception_name(exc)})") from None
-    except requests.RequestException as exc:
-        raise RealGeeksError(f"Request to Real Geeks failed ({_exception_name(exc)})") from None
+    for fresh_connection in (False, True):
+        try:
+            response = client.request(
+                ep.method,
+                ep.url,
+                data=data,
+                headers=headers,
+                auth=(creds.username, creds.password),
+                timeout=(connect, read),
+                allow_redirects=False,
+            )
+            break
+        except requests.ConnectTimeout:
+            raise RealGeeksError(f"Could not connect to Real Geeks within {connect:g} s") from None
+        except requests.ReadTimeout:
+            raise RealGeeksError(f"Real Geeks did not answer within {read:g} s") from None
+        except requests.ConnectionError as exc:
+            if not fresh_connection and _stale_connection(exc):
+                continue
+            raise RealGeeksError(f"Could not reach Real Geeks ({_exception_name(exc)})") from None
+        except requests.RequestException as exc:
+            raise RealGeeksError(f"Request to Real Geeks failed ({_exception_name(exc)})") from None
     logger.info(
         "realgeeks %s %s -> %s in %.0f ms",
         ep.method,
@@ -208,6 +224,17 @@ def _send(creds: Credentials, ep: Endpoint, body: Any) -> Reply:
     return _reply_or_raise(response)
 
 
+def _stale_connection(exc: requests.ConnectionError) -> bool:
+    """A pooled keep-alive connection the server closed just before we used it: the request never
+    reached RG's application, so it is sent again at once on a new connection instead of being
+    scheduled a minute later (RG merges by lead id, so even a duplicate would be harmless)."""
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)
+    if isinstance(reason, BaseException) and reason.args:
+        reason = reason.args[-1] if isinstance(reason.args[-1], BaseException) else reason
+    return isinstance(reason, (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected))
+
+
 def _exception_name(exc: Exception) -> str:
     # The class name and the innermost reason, without URLs that could carry anything sensitive.
     reason = exc.args[0] if exc.args else exc
@@ -216,13 +243,20 @@ def _exception_name(exc: Exception) -> str:
 
 
 def _reply_or_raise(response: requests.Response) -> Reply:
-    status, text = response.status_code, response.text
+    return reply_or_raise(response.status_code, response.text, response.reason, response.headers.get("Retry-After"))
+
+
+def reply_or_raise(status: int, text: str, reason: Optional[str], retry_after: Optional[str]) -> Reply:
+    """RG's answer as a Reply (2xx) or the RealGeeksError that says what it means."""
     if 200 <= status < 300:
         return Reply(status, text)
-    message = f"Real Geeks answered {status}: {error_message(text) or response.reason or 'no reason given'}"
-    retry_after = retry_after_seconds(response.headers.get("Retry-After")) if status == 429 else None
+    message = f"Real Geeks answered {status}: {error_message(text) or reason or 'no reason given'}"
     raise RealGeeksError(
-        message[:300], status=status, body=text, permanent=status in PERMANENT_STATUSES, retry_after=retry_after
+        message[:300],
+        status=status,
+        body=text,
+        permanent=status in PERMANENT_STATUSES,
+        retry_after=retry_after_seconds(retry_after) if status == 429 else None,
     )
 
 
@@ -256,3 +290,150 @@ def retry_after_seconds(value: Optional[str]) -> Optional[float]:
     if when.tzinfo is None:
         return None
     return max(0.0, (when - timezone.now()).total_seconds())
+
+
+# Sending many calls at once (the delivery engine). Both senders take a prepared Call and return
+# a concurrent.futures.Future of its Outcome, so the engine does not care which one runs; the
+# README's dependency notes say why asyncio with aiohttp is the default.
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, ready to go: the body is the stored payload's JSON, sent as it is."""
+
+    creds: Credentials
+    endpoint: Endpoint
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one call came to: a 2xx Reply or the RealGeeksError saying what went wrong."""
+
+    reply: Optional[Reply]
+    error: Optional[RealGeeksError]
+    duration_ms: int
+
+
+class ThreadSender:
+    """A thread per call in flight over one pooled requests.Session."""
+
+    def __init__(self, slots: int) -> None:
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rg-send")
+        self._session = requests.Session()
+        self._session.headers["User-Agent"] = USER_AGENT
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=slots)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def submit(self, call: Call) -> "concurrent.futures.Future[Outcome]":
+        return self._pool.submit(self._run, call)
+
+    def _run(self, call: Call) -> Outcome:
+        started = time.monotonic()
+        try:
+            reply: Optional[Reply] = _send_bytes(self._session, call.creds, call.endpoint, call.body)
+            error = None
+        except RealGeeksError as exc:
+            reply, error = None, exc
+        return Outcome(reply, error, int((time.monotonic() - started) * 1000))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._session.close()
+
+
+class AsyncioSender:
+    """An asyncio event loop on its own thread, with one aiohttp session: a call in flight costs
+    a coroutine, not a thread, and aiohttp's parser is far cheaper per request than requests'."""
+
+    def __init__(self, slots: int) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="rg-send-loop", daemon=True)
+        self._thread.start()
+        self._session = asyncio.run_coroutine_threadsafe(self._session_open(slots), self._loop).result()
+
+    async def _session_open(self, slots: int) -> aiohttp.ClientSession:
+        connect, read = settings.REALGEEKS_CONNECT_TIMEOUT, settings.REALGEEKS_READ_TIMEOUT
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=slots, limit_per_host=slots),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read),
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+            skip_auto_headers=("Content-Type",),
+        )
+
+    def submit(self, call: Call) -> "concurrent.futures.Future[Outcome]":
+        return asyncio.run_coroutine_threadsafe(self._run(call), self._loop)
+
+    async def _run(self, call: Call) -> Outcome:
+        started = time.monotonic()
+        try:
+            reply: Optional[Reply] = await self._send(call)
+            error = None
+        except RealGeeksError as exc:
+            reply, error = None, exc
+        return Outcome(reply, error, int((time.monotonic() - started) * 1000))
+
+    async def _send(self, call: Call) -> Reply:
+        connect, read = settings.REALGEEKS_CONNECT_TIMEOUT, settings.REALGEEKS_READ_TIMEOUT
+        headers = {"Content-Type": JSON_CONTENT_TYPE} if call.body else {}
+        auth = aiohttp.BasicAuth(call.creds.username, call.creds.password, encoding="utf-8")
+        for fresh_connection in (False, True):
+            try:
+                async with self._session.request(
+                    call.endpoint.method,
+                    call.endpoint.url,
+                    data=call.body or None,
+                    headers=headers,
+                    auth=auth,
+                    allow_redirects=False,
+                ) as response:
+                    body = await response.read()
+                    return reply_or_raise(
+                        response.status,
+                        body.decode("utf-8", errors="replace"),
+                        response.reason,
+                        response.headers.get("Retry-After"),
+                    )
+            except aiohttp.ConnectionTimeoutError:
+                raise RealGeeksError(f"Could not connect to Real Geeks within {connect:g} s") from None
+            except (TimeoutError, aiohttp.SocketTimeoutError):
+                raise RealGeeksError(f"Real Geeks did not answer within {read:g} s") from None
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # See _stale_connection: a keep-alive connection closed under us is retried once, now.
+                if not fresh_connection and _stale_async(exc):
+                    continue
+                raise RealGeeksError(f"Could not reach Real Geeks ({_async_error_name(exc)})") from None
+            except aiohttp.ClientError as exc:
+                raise RealGeeksError(f"Could not reach Real Geeks ({_async_error_name(exc)})") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        async def finish() -> None:
+            await self._session.close()
+
+        asyncio.run_coroutine_threadsafe(finish(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+
+
+def _stale_async(exc: Exception) -> bool:
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and exc.errno in (errno.ECONNRESET, errno.EPIPE)
+
+
+def _async_error_name(exc: Exception) -> str:
+    # As _exception_name: the kind of failure, never a URL or a credential.
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return type(exc.os_error).__name__
+    return type(exc).__name__
+
+
+def sender_new(kind: str, slots: int) -> "ThreadSender | AsyncioSender":
+    """The sender DELIVERY_SENDER names: "asyncio" (the default) or "threads"."""
+    if kind == "threads":
+        return ThreadSender(slots)
+    if kind == "asyncio":
+        return AsyncioSender(slots)
+    raise ValueError(f"DELIVERY_SENDER must be 'asyncio' or 'threads', not {kind!r}")

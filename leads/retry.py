@@ -65,8 +65,3 @@ def held_too_long_reason() -> str:
 
 def lease_until(now: datetime) -> datetime:
     return now + timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
-
-
-def requeue_cutoff(now: datetime) -> datetime:
-    """Deliveries published before this and still not picked up are published again."""
-    return now - timedelta(seconds=settings.DELIVERY_REQUEUE_AFTER_SECONDS)

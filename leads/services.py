@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from grants.models import Partner, Site
 from leads import queue
+from leads.delivery import RETRYABLE_STATUSES, DeliveryStateError, delivery_retry
 from leads.models import CREATING_OPERATIONS, Delivery, DeliveryAttempt, Lead, Operation
 from leads.validation import (
     PayloadError,
@@ -22,14 +23,6 @@ from leads.validation import (
     validate_lead,
     validate_potential_seller,
 )
-
-
-class DeliveryStateError(Exception):
-    """The delivery cannot do what was asked in its current state (the API answers 409)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def timestamp(now: datetime) -> str:
@@ -116,21 +109,31 @@ def _lead_for(partner: Partner, site: Site, operation: str, lead_id: uuid.UUID, 
 
 
 def _delivery_add(
-    lead: Lead, operation: str, payload: Any, *, origin: str, actor: Optional[User], now: datetime
+    lead: Lead,
+    operation: str,
+    payload: Any,
+    *,
+    origin: str,
+    actor: Optional[User],
+    now: datetime,
+    trigger: str = "",
 ) -> Delivery:
     last = lead.deliveries.aggregate(last=Max("sequence"))["last"] or 0
-    return Delivery.objects.create(
+    delivery = Delivery.objects.create(
         lead=lead,
         sequence=last + 1,
         operation=operation,
         payload=payload,
         origin=origin,
         actor=actor,
+        retry_trigger=trigger,
         status=Delivery.Status.PENDING,
         next_attempt_at=now,
         created=now,
         updated=now,
     )
+    queue.pump_hint_on_commit()
+    return delivery
 
 
 def lead_submit(
@@ -164,7 +167,6 @@ def lead_submit(
         lead.save()
         delivery = _delivery_add(lead, operation, payload, origin=origin, actor=actor, now=now)
         lead.refresh_status()
-        queue.publish_on_commit(delivery_ids=[delivery.pk], trigger=DeliveryAttempt.Trigger.AUTOMATIC)
     return delivery
 
 
@@ -177,34 +179,17 @@ def lead_resend(*, lead: Lead, actor: Optional[User] = None, trigger: str = Deli
         payload = copy.deepcopy(lead.data)
         payload["id"] = str(lead.lead_id)
         delivery = _delivery_add(
-            lead, operation, payload, origin=Delivery.Origin.RESEND, actor=actor, now=timezone.now()
+            lead, operation, payload, origin=Delivery.Origin.RESEND, actor=actor, now=timezone.now(), trigger=trigger
         )
         lead.refresh_status()
-        queue.publish_on_commit(delivery_ids=[delivery.pk], trigger=trigger)
     return delivery
 
 
-RETRYABLE_STATUSES = (Delivery.Status.FAILED, Delivery.Status.DEAD, Delivery.Status.RETRYING, Delivery.Status.HELD)
-
-
-def delivery_retry(
-    *, delivery: Delivery, actor: Optional[User] = None, trigger: str = DeliveryAttempt.Trigger.MANUAL
-) -> Delivery:
-    """Attempt a failed, dead, retrying or held delivery now, with a fresh automatic retry budget."""
-    with transaction.atomic():
-        Lead.objects.lock(delivery.lead_id)
-        delivery = Delivery.objects.get(pk=delivery.pk)
-        if delivery.status not in RETRYABLE_STATUSES:
-            raise DeliveryStateError(f"A {delivery.get_status_display().lower()} delivery cannot be retried.")
-        now = timezone.now()
-        delivery.status = Delivery.Status.PENDING
-        delivery.next_attempt_at = now
-        delivery.claimed_until = None
-        delivery.claim_token = None
-        delivery.attempts_before_retry = delivery.attempt_count
-        delivery.retry_requested_by = actor
-        delivery.updated = now
-        delivery.save()
-        delivery.lead.refresh_status()
-        queue.publish_on_commit(delivery_ids=[delivery.pk], trigger=trigger)
-    return delivery
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "DeliveryStateError",
+    "delivery_retry",
+    "lead_resend",
+    "lead_submit",
+    "payload_validate",
+]

@@ -19,9 +19,11 @@ from rest_framework.exceptions import APIException
 
 from grants.models import Partner, SiteAgent
 from leads.api.push import users_for
-from leads.delivery import deliveries_release_waiting
+from leads.delivery import CANCELLABLE_STATUSES, delivery_cancel
 from leads.models import Delivery, Lead, Operation
-from leads.services import DeliveryStateError, lead_resend, lead_submit
+from leads.services import lead_resend, lead_submit
+
+__all__ = ["CANCELLABLE_STATUSES", "delivery_cancel"]
 from leads.validation import validate_lead
 
 # The lead fields staff may edit, in RG's order (REALGEEKS_API.md). `id`, `created` and
@@ -44,13 +46,6 @@ EDITABLE_FIELDS = (
     "region",
     "notes",
     "tags",
-)
-
-CANCELLABLE_STATUSES = (
-    Delivery.Status.PENDING,
-    Delivery.Status.WAITING,
-    Delivery.Status.HELD,
-    Delivery.Status.RETRYING,
 )
 
 
@@ -176,35 +171,6 @@ def _submit(lead: Lead, operation: str, data: Any, actor: User) -> Delivery:
         origin=Delivery.Origin.DASHBOARD,
         actor=actor,
     )
-
-
-def delivery_cancel(*, delivery: Delivery, actor: User) -> Delivery:
-    """Cancel a delivery that is not in flight: pending, waiting, held or retrying.
-
-    The change is a conditional UPDATE, so a delivery a worker has just claimed (and is sending
-    now) is left alone: cancelling it under the worker would throw away what RG answers.
-    Raises DeliveryStateError when the delivery is no longer cancellable.
-    """
-    with transaction.atomic():
-        lead = Lead.objects.lock(delivery.lead_id)
-        now = timezone.now()
-        cancelled = Delivery.objects.filter(pk=delivery.pk, status__in=CANCELLABLE_STATUSES).update(
-            status=Delivery.Status.CANCELLED,
-            next_attempt_at=None,
-            enqueued_at=None,
-            last_error=f"Cancelled by {actor.get_username()}.",
-            updated=now,
-        )
-        delivery = Delivery.objects.get(pk=delivery.pk)
-        if not cancelled:
-            raise DeliveryStateError(
-                f"This delivery is {delivery.get_status_display().lower()} now, so it was not cancelled: "
-                "only pending, waiting, held or retrying deliveries can be."
-            )
-        # Later deliveries of the lead may have been waiting for this one.
-        deliveries_release_waiting(lead=lead)
-        lead.refresh_status()
-    return delivery
 
 
 @dataclass(frozen=True)

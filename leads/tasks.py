@@ -1,13 +1,13 @@
-"""Celery tasks: each takes an id and calls one service."""
+"""Celery tasks: each calls one service."""
 
 from celery import shared_task
 
-from leads import bulk, delivery
+from leads import bulk, delivery, engine
 
 
 @shared_task(ignore_result=True)
-def delivery_attempt_task(delivery_id: int, trigger: str) -> None:
-    delivery.delivery_attempt(delivery_id=delivery_id, trigger=trigger)
+def deliveries_pump_task() -> None:
+    engine.pump_run()
 
 
 @shared_task(ignore_result=True)

@@ -201,12 +201,28 @@ DELIVERY_RETRY_JITTER = env.float("DELIVERY_RETRY_JITTER", default=0.2)
 DELIVERY_LEASE_SECONDS = env.float(
     "DELIVERY_LEASE_SECONDS", default=REALGEEKS_CONNECT_TIMEOUT + REALGEEKS_READ_TIMEOUT + 30.0
 )
-# A due delivery whose task was published this long ago without being picked up is published again.
-DELIVERY_REQUEUE_AFTER_SECONDS = env.float("DELIVERY_REQUEUE_AFTER_SECONDS", default=60.0)
 DELIVERY_SWEEP_INTERVAL_SECONDS = env.float("DELIVERY_SWEEP_INTERVAL_SECONDS", default=15.0)
 DELIVERY_SWEEP_BATCH = env.int("DELIVERY_SWEEP_BATCH", default=500)
 # Deliveries held for an ungranted site fail after this long, with a reason saying so.
 DELIVERY_HELD_MAX_AGE_HOURS = env.float("DELIVERY_HELD_MAX_AGE_HOURS", default=7 * 24.0)
+# The delivery engine (leads/engine.py). Each worker process runs a pump that keeps up to
+# DELIVERY_IN_FLIGHT calls to RG in flight at once, claiming due deliveries in batches.
+DELIVERY_IN_FLIGHT = env.int("DELIVERY_IN_FLIGHT", default=64)
+# How those calls are made: "asyncio" (aiohttp, the default) or "threads" (requests in a thread
+# pool); bench/senders.py measures both.
+DELIVERY_SENDER = env.str("DELIVERY_SENDER", default="asyncio")
+# Politeness toward RG, per partner (one set of RG credentials), across all worker processes:
+# at most this many calls in flight, and (when above 0) at most this many calls a second.
+DELIVERY_PARTNER_MAX_IN_FLIGHT = env.int("DELIVERY_PARTNER_MAX_IN_FLIGHT", default=64)
+DELIVERY_PARTNER_MAX_PER_SECOND = env.float("DELIVERY_PARTNER_MAX_PER_SECOND", default=0.0)
+# The circuit breaker per partner and site (leads/circuit.py): after this many consecutive 5xx
+# answers or timeouts nothing is sent to the site for the cool-down, then one probe.
+DELIVERY_CIRCUIT_FAILURES = env.int("DELIVERY_CIRCUIT_FAILURES", default=5)
+DELIVERY_CIRCUIT_COOLDOWN_SECONDS = env.float("DELIVERY_CIRCUIT_COOLDOWN_SECONDS", default=60.0)
+# A pump claims new work for this long, then finishes what is in flight and hands over (so
+# other tasks get the worker process in turn); it lingers this long with nothing to do first.
+DELIVERY_PUMP_SECONDS = env.float("DELIVERY_PUMP_SECONDS", default=20.0)
+DELIVERY_PUMP_IDLE_SECONDS = env.float("DELIVERY_PUMP_IDLE_SECONDS", default=2.0)
 ATTEMPT_BODY_MAX_CHARS = env.int("ATTEMPT_BODY_MAX_CHARS", default=4000)
 PUSH_MAX_BODY_BYTES = env.int("PUSH_MAX_BODY_BYTES", default=1024 * 1024)
 REALGEEKS_USERS_CACHE_SECONDS = env.int("REALGEEKS_USERS_CACHE_SECONDS", default=60)

@@ -24,3 +24,14 @@ def other_partner(db) -> Partner:
         rg_password="rg-password-other",
         webhook_secret="whsec-other",
     )
+
+
+@pytest.fixture(autouse=True)
+def delivery_engine_in_process(settings) -> None:
+    """Pumps run inline in tests (eager Celery): RG is mocked at requests' transport
+    (`responses`), so the thread-pool sender is used, and a pump stops as soon as nothing is due.
+    The asyncio sender is tested against real HTTP servers (tests/leads/test_senders.py and the
+    integration tests)."""
+    settings.DELIVERY_SENDER = "threads"
+    settings.DELIVERY_PUMP_IDLE_SECONDS = 0
+

@@ -11,7 +11,8 @@ from django.utils import timezone
 from grants.models import Site
 from grants.services import site_grant
 from leads import delivery as outbox
-from leads.models import Delivery, DeliveryAttempt, Lead
+from leads import engine
+from leads.models import Delivery, Lead
 from leads.services import DeliveryStateError, delivery_retry, lead_resend, lead_submit
 from tests.leads.conftest import OTHER_SITE_UUID, SITE_UUID, run_tasks_inline
 
@@ -36,7 +37,7 @@ def fresh(delivery: Delivery) -> Delivery:
 
 def make_due(delivery: Delivery) -> None:
     Delivery.objects.filter(pk=delivery.pk).update(
-        next_attempt_at=timezone.now() - timedelta(seconds=1), enqueued_at=None
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
     )
 
 
@@ -62,7 +63,6 @@ def test_a_422_fails_without_a_retry_and_keeps_rgs_answer(partner, site, rg, dja
     rg.answer((422, '{"error": "Field \'email\' is not valid."}'))
     with django_capture_on_commit_callbacks(execute=True):
         delivery = submit(partner)
-    Delivery.objects.filter(pk=delivery.pk).update(enqueued_at=None)
     outbox.deliveries_sweep()
 
     delivery = fresh(delivery)
@@ -137,8 +137,9 @@ def test_an_update_waits_for_the_leads_create_and_follows_it(partner, site, rg, 
         activities = submit(partner, "add_activities", [{"type": "note", "description": "hi"}], lead_id=LEAD_ID)
 
     assert fresh(create).status == "retrying"
-    assert (fresh(update).status, fresh(activities).status) == ("waiting", "waiting")
-    assert fresh(update).last_error == "Waiting for an earlier delivery of this lead."
+    # Only the head of a lead's queue is ever claimed: the others were not attempted at all.
+    assert (fresh(update).status, fresh(activities).status) == ("pending", "pending")
+    assert (fresh(update).attempt_count, fresh(activities).attempt_count) == (0, 0)
     make_due(create)
     with django_capture_on_commit_callbacks(execute=True):
         outbox.deliveries_sweep()
@@ -202,43 +203,49 @@ def test_held_deliveries_older_than_the_limit_fail_with_a_reason(
     assert delivery.last_error == "The site was not granted to this partner within 2 days; grant it, then retry."
 
 
+def claim(token: uuid.UUID | None = None, **kwargs) -> list[outbox.Claimed]:
+    pump = engine.Pump()
+    return outbox.deliveries_claim(
+        slots=kwargs.pop("slots", 10), token=token or uuid.uuid4(), credentials_for=pump.credentials_for, **kwargs
+    )
+
+
 def test_a_claim_is_exclusive_until_its_lease_runs_out(partner, site, rg):
     delivery = submit(partner)  # not committed: nothing published
 
-    assert outbox.delivery_claim(delivery_id=delivery.pk) is not None
-    assert outbox.delivery_claim(delivery_id=delivery.pk) is None
-    assert outbox.delivery_attempt(delivery_id=delivery.pk, trigger="automatic") is None
+    assert [c.delivery_id for c in claim()] == [delivery.pk]
+    assert claim() == []
+    assert claim(lease_expired_too=True) == []  # the lease is still running
     assert rg.calls == []
+    attempt = fresh(delivery).attempts.get()
+    assert (attempt.outcome, attempt.number, fresh(delivery).status) == ("started", 1, "claimed")
 
 
 def test_a_dead_workers_claim_is_swept_and_the_delivery_finished_once(
     partner, site, rg, django_capture_on_commit_callbacks
 ):
     delivery = submit(partner)
-    token = outbox.delivery_claim(delivery_id=delivery.pk)
-    DeliveryAttempt.objects.create(
-        delivery=delivery, number=1, trigger="automatic", request_method="POST", request_url="x"
-    )
-    Delivery.objects.filter(pk=delivery.pk).update(
-        attempt_count=1, claimed_until=timezone.now() - timedelta(seconds=1), enqueued_at=None
-    )
+    assert len(claim()) == 1  # a worker claims it, writes its attempt row, and is killed
+    Delivery.objects.filter(pk=delivery.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
 
     result = outbox.deliveries_sweep()
 
-    assert token is not None and result.published == 1
+    assert result.due
     delivery = fresh(delivery)
     assert (delivery.status, delivery.attempt_count, len(rg.calls)) == ("delivered", 2, 1)
     first, second = delivery.attempts.order_by("number")
-    assert first.outcome == "interrupted" and second.outcome == "delivered"
+    assert (first.outcome, first.error) == ("interrupted", outbox.INTERRUPTED)
+    assert (second.outcome, second.trigger) == ("delivered", "sweeper")
 
 
-def test_the_sweeper_does_not_republish_a_delivery_it_just_published(partner, site, rg, settings):
-    settings.DELIVERY_REQUEUE_AFTER_SECONDS = 60
+def test_the_sweeper_asks_for_a_pump_only_when_something_is_due(partner, site, rg):
     run_tasks_inline(False)
     delivery = submit(partner)
-    Delivery.objects.filter(pk=delivery.pk).update(enqueued_at=timezone.now() - timedelta(seconds=5))
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=1))
+    assert outbox.deliveries_sweep().due is False
 
-    assert outbox.deliveries_sweep().published == 0
+    make_due(delivery)
+    assert outbox.deliveries_sweep().due is True
 
 
 def test_a_submission_succeeds_with_the_broker_down_and_the_sweeper_publishes_it_later(
@@ -246,7 +253,7 @@ def test_a_submission_succeeds_with_the_broker_down_and_the_sweeper_publishes_it
 ):
     with django_capture_on_commit_callbacks(execute=True):
         delivery = submit(partner)
-    assert (fresh(delivery).status, fresh(delivery).enqueued_at) == ("pending", None)
+    assert fresh(delivery).status == "pending"
 
     run_tasks_inline(True)  # the broker is back
     outbox.deliveries_sweep()

@@ -4,16 +4,17 @@ CSRF, and partner scoping."""
 
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from grants.models import Site, SiteAgent
 from grants.services import site_grant
-from leads.delivery import delivery_claim
 from leads.models import Delivery, Lead
 from leads.services import lead_submit
 from leads.staff_services import lead_version
@@ -344,8 +345,11 @@ def test_cancelling_a_held_delivery_stops_it_and_is_audited(acme_client, acme_st
 
 def test_a_delivery_in_flight_is_not_cancelled_under_its_worker(acme_client, partner, held, rg):
     delivery = held.deliveries.get()
-    Delivery.objects.filter(pk=delivery.pk).update(status="pending")
-    assert delivery_claim(delivery_id=delivery.pk) is not None  # a worker has it now
+    # A worker has it now (the site was granted meanwhile and a pump claimed it).
+    claimed = Delivery.objects.filter(pk=delivery.pk).update(
+        status="claimed", claim_token=uuid.uuid4(), claimed_until=timezone.now() + timedelta(minutes=1)
+    )
+    assert claimed == 1
 
     response = acme_client.post(url("delivery_cancel", held, delivery.public_id), follow=True)
 
