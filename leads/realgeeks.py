@@ -415,6 +415,7 @@ class AsyncioSender:
         asyncio.run_coroutine_threadsafe(finish(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        self._loop.close()
 
 
 def _stale_async(exc: Exception) -> bool:

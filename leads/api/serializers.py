@@ -5,6 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from grants.models import Site
+from leads.circuit import circuit_state
 from leads.models import Delivery, DeliveryAttempt, Lead, Operation
 
 
@@ -27,12 +28,32 @@ class LeadFilterSerializer(serializers.Serializer[Any]):
     )
 
 
+class CircuitSerializer(serializers.Serializer[Any]):
+    """A site's delivery circuit breaker (leads.circuit), read from the Site it is given."""
+
+    state = serializers.ChoiceField(
+        choices=["closed", "open", "probing"],
+        help_text="closed: deliveries go out. open: RG kept failing, so nothing is sent until retry_at. "
+        "probing: retry_at has passed and one delivery is testing the site.",
+    )
+    consecutive_failures = serializers.IntegerField(
+        help_text="5xx answers and timeouts from RG in a row for this site; a success resets it."
+    )
+    opened_at = serializers.DateTimeField(allow_null=True, help_text="When the circuit opened; null when closed.")
+    retry_at = serializers.DateTimeField(allow_null=True, help_text="When the next probe may go out; null when closed.")
+    last_error = serializers.CharField(allow_blank=True, help_text="What RG's last failure said; empty when closed.")
+
+    def to_representation(self, instance: Site) -> dict[str, Any]:
+        return super().to_representation(circuit_state(instance))
+
+
 class SiteSerializer(serializers.ModelSerializer[Site]):
     partner: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    circuit = CircuitSerializer(source="*", read_only=True)
 
     class Meta:
         model = Site
-        fields = ["site_uuid", "partner", "name", "domain", "status", "source", "granted_at", "created"]
+        fields = ["site_uuid", "partner", "name", "domain", "status", "source", "granted_at", "created", "circuit"]
 
 
 class AttemptSerializer(serializers.ModelSerializer[DeliveryAttempt]):
@@ -107,7 +128,9 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
 
 
 class LeadDetailSerializer(LeadSerializer):
+    # `site` stays the UUID, as in the list; the circuit says whether deliveries to it wait.
+    site_circuit = CircuitSerializer(source="site", read_only=True)
     deliveries = DeliverySerializer(many=True, read_only=True)
 
     class Meta(LeadSerializer.Meta):
-        fields = [*LeadSerializer.Meta.fields, "created_elsewhere", "data", "deliveries"]
+        fields = [*LeadSerializer.Meta.fields, "site_circuit", "created_elsewhere", "data", "deliveries"]

@@ -36,9 +36,7 @@ def fresh(delivery: Delivery) -> Delivery:
 
 
 def make_due(delivery: Delivery) -> None:
-    Delivery.objects.filter(pk=delivery.pk).update(
-        next_attempt_at=timezone.now() - timedelta(seconds=1)
-    )
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))
 
 
 def test_a_submitted_lead_is_delivered_once_and_its_attempt_recorded(

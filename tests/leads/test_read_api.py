@@ -1,7 +1,8 @@
-"""The read and act API: partner-scoped lists and details, retry and resend, sites, the schema."""
+"""The read and act API: partner-scoped lists and details, retry and resend, sites and their
+delivery circuits, the schema."""
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from grants.models import Site
 from grants.services import api_key_issue, site_grant
+from leads.circuit import circuit_resume
 from leads.models import Delivery, Lead
 from leads.services import lead_submit
 from portal.models import AuditEntry
@@ -171,6 +173,69 @@ def test_sites_lists_the_partners_sites_with_their_grant_status(push, partner, o
     )
 
 
+def open_circuit(site: Site, *, retry_in: timedelta = timedelta(minutes=1)) -> Site:
+    """The site's circuit as the delivery engine leaves it after five 503s in a row."""
+    now = timezone.now()
+    Site.objects.filter(pk=site.pk).update(
+        circuit_failures=5,
+        circuit_opened_at=now,
+        circuit_open_until=now + retry_in,
+        circuit_last_error="RG answered 503: Service Unavailable",
+    )
+    site.refresh_from_db()
+    return site
+
+
+def when(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def test_a_sites_circuit_is_closed_until_rg_keeps_failing_then_open_until_its_retry(push, site):
+    closed = push.get("/api/sites/").json()[0]["circuit"]
+    open_circuit(site)
+    opened = push.get("/api/sites/").json()[0]["circuit"]
+
+    assert closed == {
+        "state": "closed",
+        "consecutive_failures": 0,
+        "opened_at": None,
+        "retry_at": None,
+        "last_error": "",
+    }
+    assert (opened["state"], opened["consecutive_failures"]) == ("open", 5)
+    assert (when(opened["opened_at"]), when(opened["retry_at"])) == (site.circuit_opened_at, site.circuit_open_until)
+    assert opened["last_error"] == "RG answered 503: Service Unavailable"
+
+
+def test_a_circuit_whose_retry_time_has_passed_is_probing(push, site):
+    open_circuit(site, retry_in=timedelta(seconds=-1))
+
+    circuit = push.get("/api/sites/").json()[0]["circuit"]
+
+    assert circuit["state"] == "probing"
+    assert when(circuit["retry_at"]) == site.circuit_open_until
+
+
+def test_a_resumed_circuit_reads_closed_again(push, site):
+    open_circuit(site)
+    circuit_resume(site=site)
+
+    assert push.get("/api/sites/").json()[0]["circuit"]["state"] == "closed"
+
+
+def test_a_lead_shows_its_sites_circuit(push, partner, site):
+    made = lead(partner, "kai@example.com")
+    before = push.get(f"/api/leads/{made.lead_id}/").json()
+    open_circuit(site)
+
+    body = push.get(f"/api/leads/{made.lead_id}/").json()
+
+    assert before["site_circuit"]["state"] == "closed"
+    assert body["site"] == str(SITE_UUID)
+    assert (body["site_circuit"]["state"], body["site_circuit"]["consecutive_failures"]) == ("open", 5)
+    assert when(body["site_circuit"]["retry_at"]) == site.circuit_open_until
+
+
 def test_the_schema_describes_the_push_and_read_apis_and_the_docs_use_no_cdn(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     docs = client.get("/api/docs/")
@@ -179,5 +244,18 @@ def test_the_schema_describes_the_push_and_read_apis_and_the_docs_use_no_cdn(cli
     text = schema.content.decode()
     for path in ("/rest/sites/{site_uuid}/leads", "/v2/rest/sites/{site_uuid}/leads/{lead_id}/", "/api/leads/"):
         assert path in text
+    components = schema.json()["components"]["schemas"]
+    assert components["Site"]["properties"]["circuit"] == {
+        "allOf": [{"$ref": "#/components/schemas/Circuit"}],
+        "readOnly": True,
+    }
+    assert set(components["Circuit"]["properties"]) == {
+        "state",
+        "consecutive_failures",
+        "opened_at",
+        "retry_at",
+        "last_error",
+    }
+    assert "site_circuit" in components["LeadDetail"]["properties"]
     assert docs.status_code == 200
     assert "cdn" not in docs.content.decode().lower()
