@@ -20,7 +20,8 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.runtime-installed
 
-# Web (gunicorn, static files by WhiteNoise), Celery worker and beat on 127.0.0.1:$(PORT);
+# Web (gunicorn, static files by WhiteNoise), Celery worker and beat on 127.0.0.1:$(PORT), each
+# started again when it dies (Procfile.dev runs the Procfile's lines under partner_portal/supervise.py);
 # Ctrl-C stops them all. The sandbox stands in for Real Geeks under /sandbox/.
 run: $(VENV)/.runtime-installed
 	$(BIN)/python manage.py migrate --noinput
@@ -28,7 +29,7 @@ run: $(VENV)/.runtime-installed
 	PORTAL_BASE_URL=http://127.0.0.1:$(PORT) $(BIN)/python manage.py demo_setup
 	@echo "Portal: http://127.0.0.1:$(PORT)/  admin: /admin/  sandbox: /sandbox/requests/  health: /healthz  (Ctrl-C stops all)"
 	PATH=$(CURDIR)/$(BIN):$$PATH GUNICORN_BIND=127.0.0.1:$(PORT) PORTAL_BASE_URL=http://127.0.0.1:$(PORT) \
-		$(BIN)/honcho start --procfile Procfile
+		$(BIN)/honcho start --procfile Procfile.dev
 
 lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .

@@ -227,11 +227,15 @@ ATTEMPT_BODY_MAX_CHARS = env.int("ATTEMPT_BODY_MAX_CHARS", default=4000)
 PUSH_MAX_BODY_BYTES = env.int("PUSH_MAX_BODY_BYTES", default=1024 * 1024)
 REALGEEKS_USERS_CACHE_SECONDS = env.int("REALGEEKS_USERS_CACHE_SECONDS", default=60)
 
-# Celery. The default broker is kombu's filesystem transport: no server process, so
-# `make run` works on a bare machine. Production sets CELERY_BROKER_URL to Redis or RabbitMQ.
+# Celery. The default broker is a folder of message files: no server process, so `make run`
+# works on a bare machine. `filesystem://` is partner_portal/broker.py's transport (kombu's own,
+# made safe for several processes; registered in celery.py). Production sets CELERY_BROKER_URL
+# to Redis or RabbitMQ.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
+    # Every process makes the folders it needs at start-up; the transport makes them again if
+    # they are removed while it runs.
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -240,6 +244,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        # How often an idle consumer looks for new messages (seconds).
         "polling_interval": 0.2,
     }
 else:

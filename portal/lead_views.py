@@ -16,6 +16,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from grants.models import Partner
+from leads.circuit import circuit_state
 from leads.models import DeliveryAttempt, Lead, LeadQuerySet
 from leads.services import RETRYABLE_STATUSES
 from leads.staff_services import CANCELLABLE_STATUSES
@@ -149,6 +150,7 @@ def lead_detail(request: HttpRequest, slug: str, lead_id: uuid.UUID) -> HttpResp
         "timeline": timeline,
         "entries": audit,
         "data_json": json.dumps(lead.data, indent=2, sort_keys=True, ensure_ascii=False),
+        "site_circuit": circuit_state(lead.site),
         "cancellable": CANCELLABLE_STATUSES,
         "retryable": RETRYABLE_STATUSES,
         "section": "leads",

@@ -6,9 +6,10 @@ from typing import Optional
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
 
-from grants.models import Partner
+from grants.models import Partner, Site
 from leads import stats
 from leads.models import DeliveryAttempt
 from portal import charts
@@ -31,6 +32,19 @@ def _scope(request: HttpRequest, visible: QuerySet[Partner]) -> tuple[Optional[P
         return partner, visible.filter(pk=partner.pk)
     # A superuser sees everything: no partner filter at all, so no join through delivery and lead.
     return None, (None if request.user.is_superuser else visible)
+
+
+def _open_circuits(
+    partner: Optional[Partner], partners: stats.Partners, visible: QuerySet[Partner]
+) -> dict[str, object]:
+    """How many sites' circuits are open (deliveries to them wait), and the sites page listing them."""
+    sites = Site.objects.filter(circuit_opened_at__isnull=False)
+    if partners is not None:
+        sites = sites.filter(partner__in=partners)
+    # One partner in view: straight to its sites with an open circuit; else the sites index, per partner.
+    only = partner or (visible[0] if len(visible) == 1 else None)
+    url = reverse("portal:site_list", args=[only.slug]) + "?circuit=open" if only else reverse("portal:site_index")
+    return {"count": sites.count(), "url": url}
 
 
 def _hour_label(hour_index: int, window: stats.Window, hours: list[stats.Hour]) -> str:
@@ -87,6 +101,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "reasons": list(zip(reasons, charts.bar_widths([r.count for r in reasons]), strict=True)),
         "held": list(zip(held, charts.bar_widths([h.count for h in held]), strict=True)),
         "held_total": stats.held_total(partners=partners),
+        "circuits": _open_circuits(partner, partners, visible),
         "needing_a_human": stats.needing_a_human(partners=partners),
         "callbacks": stats.recent_callbacks(partners=partners),
         "bar_width": charts.BAR_WIDTH,

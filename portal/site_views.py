@@ -1,18 +1,22 @@
-"""Sites per partner: grant status and history, manual grant and revoke, the grant URL."""
+"""Sites per partner: grant status and history, manual grant and revoke, the grant URL, and
+each site's delivery circuit with "resume now"."""
 
 import uuid
 
+from django.conf import settings
 from django.contrib import messages
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from grants import services
 from grants.models import Partner, Site
-from leads import bulk, stats
+from leads import bulk, queue, stats
+from leads.circuit import circuit_resume, circuit_state
 from leads.delivery import deliveries_release_held
 from leads.models import Delivery
 from portal.access import acting_user, partner_or_404, partners_visible_to, staff_required
@@ -33,7 +37,8 @@ def site_index(request: HttpRequest) -> HttpResponse:
     partners = (
         partners_visible_to(request.user)
         .annotate(
-            **{f"sites_{status}": Count("sites", filter=Q(sites__status=status)) for status in Site.Status.values}
+            **{f"sites_{status}": Count("sites", filter=Q(sites__status=status)) for status in Site.Status.values},
+            circuits_open=Count("sites", filter=Q(sites__circuit_opened_at__isnull=False)),
         )
         .order_by("name")
     )  # Meta.ordering does not apply to aggregating queries
@@ -42,15 +47,19 @@ def site_index(request: HttpRequest) -> HttpResponse:
 
 def _render_list(request: HttpRequest, partner: Partner, grant_form: SiteGrantForm) -> HttpResponse:
     status = request.GET.get("status", "")
+    circuit = request.GET.get("circuit", "")
     sites = partner.sites.prefetch_related("status_changes__actor")
     if status in Site.Status.values:
         sites = sites.filter(status=status)
+    if circuit == "open":
+        sites = sites.filter(circuit_opened_at__isnull=False)  # open or probing: deliveries wait
     held = held_deliveries_by_site(partner)
     rows = [
         {
             "site": site,
             "last_change": next(iter(site.status_changes.all()), None),
             "held": held.get(site.pk, 0),
+            "circuit": circuit_state(site),
         }
         for site in sites
     ]
@@ -58,6 +67,8 @@ def _render_list(request: HttpRequest, partner: Partner, grant_form: SiteGrantFo
         "partner": partner,
         "rows": rows,
         "status": status,
+        "circuit_filter": circuit == "open",
+        "circuits_open": partner.sites.filter(circuit_opened_at__isnull=False).count(),
         "statuses": Site.Status.choices,
         "grant_form": grant_form,
         "section": "sites",
@@ -83,6 +94,8 @@ def site_detail(request: HttpRequest, slug: str, site_uuid: uuid.UUID) -> HttpRe
             webhook_event_public_id=F("webhook_event__public_id"), grant_email_public_id=F("grant_email__public_id")
         ),
         "revoke_form": SiteRevokeForm(),
+        "circuit": circuit_state(site),
+        "circuit_threshold": settings.DELIVERY_CIRCUIT_FAILURES,
         "held_count": held.get(site.pk, 0),
         "held_deliveries": Delivery.objects.filter(lead__site=site, status=Delivery.Status.HELD)
         .select_related("lead")
@@ -212,6 +225,53 @@ def site_held_cancel(request: HttpRequest, slug: str, site_uuid: uuid.UUID) -> H
             request, f"Cancelled {cancelled} deliveries of {site} that were held or waiting behind them.{more}"
         )
     return redirect(_held_anchor(partner, site))
+
+
+@staff_required
+@require_POST
+def site_circuit_resume(request: HttpRequest, slug: str, site_uuid: uuid.UUID) -> HttpResponse:
+    """Close the site's delivery circuit now, so its waiting deliveries go out without the cool-down."""
+    partner = partner_or_404(request.user, slug)
+    site = get_object_or_404(partner.sites, site_uuid=site_uuid)
+    before = circuit_state(site)
+    with transaction.atomic():
+        resumed = circuit_resume(site=site, actor=acting_user(request))
+        if resumed:
+            audit_record(
+                actor=acting_user(request),
+                action="site.circuit_resume",
+                obj=site,
+                partner=partner,
+                before={
+                    "circuit": before["state"],
+                    "consecutive_failures": before["consecutive_failures"],
+                    "retry_at": before["retry_at"],
+                    "last_error": before["last_error"],
+                },
+                after={"circuit": "closed", "consecutive_failures": 0},
+            )
+            # Deliveries that fell due while the circuit was open go out with a pump now, not at
+            # the next sweep.
+            queue.pump_hint_on_commit()
+    if resumed:
+        messages.success(
+            request, f"Resumed deliveries to {site}: its circuit is closed and waiting deliveries go out now."
+        )
+    else:
+        messages.info(request, f"The circuit of {site} was already closed; nothing changed.")
+    return redirect(
+        _back(request, fallback=reverse("portal:site_detail", args=[partner.slug, site.site_uuid]) + "#circuit")
+    )
+
+
+def _back(request: HttpRequest, *, fallback: str) -> str:
+    """The page the form was on (its `next` field), if it is one of ours; else `fallback`."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
 
 
 def _held_anchor(partner: Partner, site: Site) -> str:

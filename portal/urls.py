@@ -29,6 +29,11 @@ dashboard = (
         path("partners/<slug:slug>/sites/<uuid:site_uuid>/", site_views.site_detail, name="site_detail"),
         path("partners/<slug:slug>/sites/<uuid:site_uuid>/revoke/", site_views.site_revoke, name="site_revoke"),
         path(
+            "partners/<slug:slug>/sites/<uuid:site_uuid>/circuit/resume/",
+            site_views.site_circuit_resume,
+            name="site_circuit_resume",
+        ),
+        path(
             "partners/<slug:slug>/sites/<uuid:site_uuid>/held/release/",
             site_views.site_held_release,
             name="site_held_release",

@@ -34,4 +34,3 @@ def delivery_engine_in_process(settings) -> None:
     integration tests)."""
     settings.DELIVERY_SENDER = "threads"
     settings.DELIVERY_PUMP_IDLE_SECONDS = 0
-

@@ -5,6 +5,7 @@ import re
 
 import yaml
 
+from partner_portal import supervise
 from tests.integration.servers import REPO_DIR, procfile_commands
 
 
@@ -13,6 +14,23 @@ def test_compose_runs_every_procfile_process_with_the_procfiles_command_line():
 
     for name, command in procfile_commands().items():
         assert services[name]["command"] == command, name
+
+
+def test_compose_restarts_every_procfile_process_that_exits():
+    services = yaml.safe_load((REPO_DIR / "docker-compose.yml").read_text())["services"]
+
+    for name in procfile_commands():
+        assert services[name]["restart"] in ("always", "unless-stopped", "on-failure"), name
+
+
+def test_make_run_runs_every_procfile_process_under_the_supervisor():
+    dev = procfile_commands(REPO_DIR / "Procfile.dev")
+    makefile = (REPO_DIR / "Makefile").read_text()
+
+    assert dev == {name: f"python partner_portal/supervise.py {name}" for name in procfile_commands()}
+    for name, command in procfile_commands().items():
+        assert supervise.procfile_command(name) == command  # the Procfile's own line, word for word
+    assert re.search(r"honcho start --procfile Procfile\.dev$", makefile, re.MULTILINE)
 
 
 def test_compose_runs_exactly_one_beat():

@@ -153,13 +153,14 @@ def test_a_422_from_rg_fails_without_a_retry_and_keeps_the_answer(pipeline):
         "from django.db import transaction\n"
         "from grants.models import Site\n"
         "from leads.models import Delivery, Lead\n"
+        "from django.utils import timezone\n"
         "from leads import queue\n"
         f"site = Site.objects.get(partner__slug='{pipeline.slug}', site_uuid='{SITE}')\n"
         "with transaction.atomic():\n"
         f"    lead = Lead.objects.create(partner=site.partner, site=site, lead_id='{lead_id}', data={{}})\n"
         f"    d = Delivery.objects.create(lead=lead, sequence=1, operation='create_lead',"
-        f" payload={{'id': '{lead_id}', 'source': 'x', 'role': 'Landlord'}})\n"
-        "    queue.publish_on_commit(delivery_ids=[d.pk], trigger='automatic')\n",
+        f" payload={{'id': '{lead_id}', 'source': 'x', 'role': 'Landlord'}}, next_attempt_at=timezone.now())\n"
+        "    queue.pump_hint_on_commit()\n",
     )
 
     wait_for(lambda: pipeline.deliveries(lead_id)[0][1] == "failed", timeout=30, what="the delivery to fail")
