@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from grants.models import Site
 from grants.services import site_mark_doubtful
-from leads import circuit, queue, realgeeks, retry
+from leads import batch_update, circuit, queue, realgeeks, retry
 from leads.models import CREATING_OPERATIONS, Delivery, DeliveryAttempt, Lead, lead_summary_from
 
 logger = logging.getLogger(__name__)
@@ -333,28 +333,11 @@ def deliveries_record(finished: list[tuple[Claimed, realgeeks.Outcome]], *, toke
     verdicts = {claimed.delivery_id: _verdict(claimed, outcome, now) for claimed, outcome in finished}
     with transaction.atomic():
         leads = leads_lock({claimed.lead_pk for claimed, _ in finished})
-        owned = set(Delivery.objects.filter(pk__in=list(verdicts), claim_token=token).values_list("pk", flat=True))
-        DeliveryAttempt.objects.bulk_update(
-            [_attempt_result(claimed, outcome, verdicts[claimed.delivery_id]) for claimed, outcome in finished],
-            ["duration_ms", "response_status", "response_body", "error", "outcome", "next_attempt_at"],
-        )
+        owned = set(_deliveries_finish(finished, verdicts, token=token, now=now))
+        _attempts_finish(finished, verdicts)
         mine = [(claimed, outcome) for claimed, outcome in finished if claimed.delivery_id in owned]
-        lost = len(finished) - len(mine)
-        if lost:
-            logger.warning("%s deliveries: claim lost before the outcome was recorded", lost)
-        Delivery.objects.filter(claim_token=token).bulk_update(
-            [_delivery_result(claimed, outcome, verdicts[claimed.delivery_id], now) for claimed, outcome in mine],
-            [
-                "status",
-                "next_attempt_at",
-                "claimed_until",
-                "claim_token",
-                "last_status_code",
-                "last_error",
-                "delivered_at",
-                "updated",
-            ],
-        )
+        if len(mine) < len(finished):
+            logger.warning("%s deliveries: claim lost before the outcome was recorded", len(finished) - len(mine))
         finished_leads = {c.lead_pk for c, _ in mine if verdicts[c.delivery_id].status in Delivery.TERMINAL_STATUSES}
         leads_summarise({pk: leads[pk] for pk in {c.lead_pk for c, _ in mine}}, release_waiting_of=finished_leads)
     circuit.circuits_record(
@@ -386,36 +369,83 @@ def _trips_circuit(outcome: realgeeks.Outcome) -> bool:
     return error is not None and (error.status is None or error.status >= 500)
 
 
-def _attempt_result(claimed: Claimed, outcome: realgeeks.Outcome, verdict: retry.Verdict) -> DeliveryAttempt:
-    status, body = (outcome.reply.status, outcome.reply.text) if outcome.reply else (None, "")
-    if outcome.error is not None:
-        status, body = outcome.error.status, outcome.error.body
-    return DeliveryAttempt(
-        pk=claimed.attempt_id,
-        duration_ms=outcome.duration_ms,
-        response_status=status,
-        response_body=(body or "")[: settings.ATTEMPT_BODY_MAX_CHARS],
-        error=outcome.error.message[:500] if outcome.error else "",
-        outcome=verdict.outcome,
-        next_attempt_at=verdict.next_attempt_at,
+_ATTEMPT_RESULT = (
+    batch_update.Column("duration_ms", "integer"),
+    batch_update.Column("response_status", "integer"),
+    batch_update.Column("response_body", "text"),
+    batch_update.Column("error", "text"),
+    batch_update.Column("outcome", "text"),
+    batch_update.Column("next_attempt_at", "timestamptz"),
+)
+_DELIVERY_RESULT = (
+    batch_update.Column("status", "text"),
+    batch_update.Column("next_attempt_at", "timestamptz"),
+    batch_update.Column("last_status_code", "integer"),
+    batch_update.Column("last_error", "text"),
+    batch_update.Column("delivered_at", "timestamptz"),
+)
+_ID = batch_update.Column("id", "bigint")
+
+
+def _deliveries_finish(
+    finished: list[tuple[Claimed, realgeeks.Outcome]],
+    verdicts: dict[int, retry.Verdict],
+    *,
+    token: uuid.UUID,
+    now: datetime,
+) -> list[int]:
+    """Each delivery's outcome, where this pump's claim still holds; the ids it held for."""
+    stamp = connection.ops.adapt_datetimefield_value
+    rows = []
+    for claimed, outcome in finished:
+        verdict = verdicts[claimed.delivery_id]
+        status = outcome.reply.status if outcome.reply else (outcome.error.status if outcome.error else None)
+        error = outcome.error.message[:500] if outcome.error else ""
+        delivered_at = now if verdict.status == Delivery.Status.DELIVERED else None
+        rows.append(
+            (claimed.delivery_id, verdict.status, stamp(verdict.next_attempt_at), status, error, stamp(delivered_at))
+        )
+    token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
+    return batch_update.rows_update(
+        "leads_delivery",
+        _ID,
+        _DELIVERY_RESULT,
+        rows,
+        also_set="claimed_until = NULL, claim_token = NULL, updated = %s",
+        also_where="leads_delivery.claim_token = %s",
+        params=(stamp(now), token_value),
     )
 
 
-def _delivery_result(claimed: Claimed, outcome: realgeeks.Outcome, verdict: retry.Verdict, now: datetime) -> Delivery:
-    return Delivery(
-        pk=claimed.delivery_id,
-        status=verdict.status,
-        next_attempt_at=verdict.next_attempt_at,
-        claimed_until=None,
-        claim_token=None,
-        last_status_code=outcome.reply.status if outcome.reply else (outcome.error.status if outcome.error else None),
-        last_error=outcome.error.message[:500] if outcome.error else "",
-        delivered_at=now if verdict.status == Delivery.Status.DELIVERED else None,
-        updated=now,
-    )
+def _attempts_finish(finished: list[tuple[Claimed, realgeeks.Outcome]], verdicts: dict[int, retry.Verdict]) -> None:
+    stamp = connection.ops.adapt_datetimefield_value
+    rows = []
+    for claimed, outcome in finished:
+        verdict = verdicts[claimed.delivery_id]
+        status, body = (outcome.reply.status, outcome.reply.text) if outcome.reply else (None, "")
+        if outcome.error is not None:
+            status, body = outcome.error.status, outcome.error.body
+        error = outcome.error.message[:500] if outcome.error else ""
+        rows.append(
+            (
+                claimed.attempt_id,
+                outcome.duration_ms,
+                status,
+                (body or "")[: settings.ATTEMPT_BODY_MAX_CHARS],
+                error,
+                verdict.outcome,
+                stamp(verdict.next_attempt_at),
+            )
+        )
+    batch_update.rows_update("leads_deliveryattempt", _ID, _ATTEMPT_RESULT, rows)
 
 
 Summary = tuple[str, Optional[int], str]  # a lead's status, last HTTP status and last error
+_LEAD_SUMMARY = (
+    batch_update.Column("status", "text"),
+    batch_update.Column("last_status_code", "integer"),
+    batch_update.Column("last_error", "text"),
+)
 
 
 def leads_lock(lead_pks: set[int]) -> dict[int, Summary]:
@@ -453,13 +483,12 @@ def leads_summarise(leads: dict[int, Summary], *, release_waiting_of: Iterable[i
     for pk, lead_pk, operation, sequence, status, code, error in rows:
         status = Delivery.Status.PENDING if pk in released else status
         by_lead.setdefault(lead_pk, []).append((operation, sequence, status, code, error))
-    changed = []
+    changed: list[tuple[int, str, Optional[int], str]] = []
     for pk, current in leads.items():
         status, code, error = lead_summary_from(by_lead.get(pk, []))
         if (status, code, error[:500]) != current:
-            changed.append(Lead(pk=pk, status=status, last_status_code=code, last_error=error[:500]))
-    if changed:
-        Lead.objects.bulk_update(changed, ["status", "last_status_code", "last_error"])
+            changed.append((pk, status, code, error[:500]))
+    batch_update.rows_update("leads_lead", _ID, _LEAD_SUMMARY, changed)
 
 
 @transaction.atomic

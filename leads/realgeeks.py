@@ -6,6 +6,7 @@ only: never in a URL, a message or a log line.
 """
 
 import asyncio
+import base64
 import concurrent.futures
 import errno
 import http.client
@@ -354,10 +355,8 @@ class AsyncioSender:
         self._session = asyncio.run_coroutine_threadsafe(self._session_open(slots), self._loop).result()
 
     async def _session_open(self, slots: int) -> aiohttp.ClientSession:
-        connect, read = settings.REALGEEKS_CONNECT_TIMEOUT, settings.REALGEEKS_READ_TIMEOUT
         return aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=slots, limit_per_host=slots),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read),
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
             skip_auto_headers=("Content-Type",),
         )
@@ -377,7 +376,8 @@ class AsyncioSender:
     async def _send(self, call: Call) -> Reply:
         connect, read = settings.REALGEEKS_CONNECT_TIMEOUT, settings.REALGEEKS_READ_TIMEOUT
         headers = {"Content-Type": JSON_CONTENT_TYPE} if call.body else {}
-        auth = aiohttp.BasicAuth(call.creds.username, call.creds.password, encoding="utf-8")
+        headers["Authorization"] = _basic_auth(call.creds)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
         for fresh_connection in (False, True):
             try:
                 async with self._session.request(
@@ -385,7 +385,7 @@ class AsyncioSender:
                     call.endpoint.url,
                     data=call.body or None,
                     headers=headers,
-                    auth=auth,
+                    timeout=timeout,
                     allow_redirects=False,
                 ) as response:
                     body = await response.read()
@@ -416,6 +416,16 @@ class AsyncioSender:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
+
+
+def _basic_auth(creds: Credentials) -> str:
+    # As requests builds it (latin-1 where it fits, else UTF-8), so both senders send the same.
+    pair = f"{creds.username}:{creds.password}"
+    try:
+        raw = pair.encode("latin-1")
+    except UnicodeEncodeError:
+        raw = pair.encode("utf-8")
+    return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
 def _stale_async(exc: Exception) -> bool:

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from partner_portal.supervise import describe_exit
-from tests.integration.servers import REPO_DIR, VENV_BIN, ManagedProcess, free_port, http_get, wait_for
+from tests.integration.embedded import embedded_env, honcho_start, manage
+from tests.integration.servers import REPO_DIR, ManagedProcess, free_port, http_get, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -146,34 +147,9 @@ def test_exit_codes_name_the_signal():
 def test_make_run_starts_a_killed_worker_again_and_keeps_the_portal_up_until_ctrl_c(tmp_path):
     """`make run`'s last command, honcho over Procfile.dev, with the real web, worker and beat."""
     port = free_port()
-    env = {
-        **os.environ,
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PORTAL_ENV": "development",
-        "PORTAL_VAR_DIR": str(tmp_path / "var"),
-        "CELERY_BROKER_URL": "filesystem://",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "1",
-        "CELERY_CONCURRENCY": "1",
-        "PORTAL_BASE_URL": f"http://127.0.0.1:{port}",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("DATABASE_URL", None)  # SQLite in PORTAL_VAR_DIR, as `make run` uses
-    migrate = ManagedProcess(
-        "migrate",
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        log_path=tmp_path / "migrate.log",
-        env=env,
-        cwd=REPO_DIR,
-    )
-    assert migrate.popen.wait(timeout=240) == 0, migrate.describe()
-    honcho = ManagedProcess(
-        "honcho",
-        [str(VENV_BIN / "honcho"), "start", "--procfile", "Procfile.dev"],
-        log_path=tmp_path / "honcho.log",
-        env=env,
-        cwd=REPO_DIR,
-    )
+    env = embedded_env(tmp_path / "var", port, GUNICORN_WORKERS="1", CELERY_CONCURRENCY="1")
+    manage(env, tmp_path, "migrate", "--noinput")
+    honcho = honcho_start(env, tmp_path, port)
     try:
 
         def healthy() -> bool:
@@ -181,9 +157,6 @@ def test_make_run_starts_a_killed_worker_again_and_keeps_the_portal_up_until_ctr
             status, _, _ = http_get(f"http://127.0.0.1:{port}/healthz", timeout=5)
             return status == 200
 
-        wait_for(healthy, timeout=120, what="the web process to answer /healthz")
-        wait_for(lambda: honcho.log_text().count(" ready.") >= 1, timeout=120, what="the worker to be ready")
-        wait_for(lambda: "beat: Starting" in honcho.log_text(), timeout=60, what="beat to start")
         [worker] = logged_pids(honcho, r"worker running as pid (\d+)")
 
         os.kill(worker, signal.SIGKILL)
