@@ -8,14 +8,18 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import callbacks, dashboard, delivery, ingest, memory
+from bench import callbacks, dashboard, delivery, ingest, memory, senders, steady
 from bench.report import Report
-from bench.runner import MODES, Context, context, log
+from bench.runner import MODES, Context, context, log, mode_from_environment
 
 BENCHMARKS: dict[str, Callable[[Context], Report]] = {
     "ingest": ingest.run,
     "callbacks": callbacks.run,
+    "senders": senders.run,
     "delivery": delivery.run,
+    "delivery-steady": steady.run,
+    "delivery-embedded": delivery.run_embedded,
+    "delivery-slow": delivery.run_slow,
     "memory": memory.run,
     "dashboard": dashboard.run,
 }
@@ -34,7 +38,7 @@ def main(argv: list[str]) -> int:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     started = time.monotonic()
     written, misses = [], 0
-    with context(MODES[args.mode]) as ctx:
+    with context(mode_from_environment(MODES[args.mode])) as ctx:
         for name in names:
             log(f"{name}: starting")
             report = BENCHMARKS[name](ctx)

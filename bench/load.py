@@ -305,6 +305,9 @@ COMPONENTS = (
     ("Django REST framework", ("rest_framework/", "drf_spectacular/")),
     ("Celery, kombu and the Redis client", ("celery/", "kombu/", "redis/", "billiard/", "vine/", "amqp/")),
     ("HTTP client (requests, urllib3)", ("requests/", "urllib3/", "http/client.py")),
+    ("HTTP client (aiohttp)", ("aiohttp/", "yarl/", "multidict/", "propcache/")),
+    ("asyncio event loop", ("asyncio/", "selectors.py")),
+    ("concurrent.futures and threading", ("concurrent/futures/", "threading.py")),
     ("gunicorn", ("gunicorn/",)),
     ("logging", ("logging/",)),
     ("JSON", ("json/",)),
@@ -407,26 +410,6 @@ def summarize(raw: str, *, top: int = 12) -> Profile:
         top_self=[(frame, share(n)) for frame, n in self_time.most_common(top)],
         top_portal=[(frame, share(n)) for frame, n in portal.most_common(top)],
     )
-
-
-POOL_THREAD = "_worker (concurrent/futures/thread.py"
-
-
-def pool_threads(pid: int, *, task_marker: str) -> Optional[tuple[int, int]]:
-    """(busy, idle) threads of a Celery threads-pool worker right now, from one py-spy dump: a
-    pool thread whose stack holds `task_marker` runs a task, any other waits for one. None when
-    py-spy cannot read the process."""
-    binary = py_spy()
-    if binary is None:
-        return None
-    done = subprocess.run(
-        [binary, "dump", "--pid", str(pid), "--nonblocking"], capture_output=True, text=True, timeout=30, check=False
-    )
-    if done.returncode != 0:
-        return None
-    threads = [block for block in done.stdout.split("\nThread ")[1:] if POOL_THREAD in block]
-    busy = sum(1 for block in threads if task_marker in block)
-    return busy, len(threads) - busy
 
 
 def profile(pid: int, *, seconds: float, output: Path) -> Profile:

@@ -1,15 +1,15 @@
 """Worker memory: resident memory of the Celery worker processes (and any children) after the
 first and the second checkpoint of deliveries, and how much it grew in between.
 
-Leads go through the whole pipeline (push API, Redis, workers, the sandbox as RG answering at
-once) in chunks; after each chunk every delivery is finished and the workers are idle when their
+Leads go through the whole pipeline (push API, Redis, the workers' delivery pumps, the RG
+stand-in answering at once) in chunks; after each chunk every delivery is finished and the workers are idle when their
 memory is read, so a measurement never catches a task's transient allocations.
 """
 
 from __future__ import annotations
 
 from bench import load
-from bench.delivery import count, pipeline_start, push, wait_attempted, workers_start
+from bench.pipeline import engine_from_mode, pipeline_start, push, wait_attempted, workers_start
 from bench.report import Figure, Report, common_configuration, ratio, table
 from bench.runner import Context, log
 
@@ -20,7 +20,8 @@ def run(ctx: Context) -> Report:
     mode = ctx.mode
     first, second = mode.memory_checkpoints
     report = Report("memory", "Celery worker memory", ctx)
-    pipeline = pipeline_start(ctx, "memory", latency_ms=0)
+    engine = engine_from_mode(ctx)
+    pipeline = pipeline_start(ctx, "memory", latency_ms=0, engine=engine, web=True)
     workers_start(ctx, pipeline)
     pids = pipeline.worker_pids()
     samples = [(0, load.rss_mib(pids), [load.rss_mib([pid]) for pid in pids])]
@@ -30,7 +31,7 @@ def run(ctx: Context) -> Report:
         target = min(delivered + mode.memory_chunk, second)
         push(ctx, pipeline, until_leads=target, timeout=max(120.0, mode.memory_chunk / 5))
         wait_attempted(ctx, pipeline, timeout=max(300.0, mode.memory_chunk / 2))
-        delivered = count(ctx, pipeline.database, "SELECT count(*) FROM leads_delivery WHERE status = 'delivered'")
+        delivered = pipeline.count(ctx, "SELECT count(*) FROM leads_delivery WHERE status = 'delivered'")
         samples.append((delivered, load.rss_mib(pids), [load.rss_mib([pid]) for pid in pids]))
         log(f"memory: {delivered:,} delivered, workers at {samples[-1][1]:.0f} MiB")
     alive = all(process.alive() for process in pipeline.portal.workers()) and len(pipeline.portal.workers()) == len(
@@ -57,16 +58,18 @@ def run(ctx: Context) -> Report:
     )
     scale = "" if mode.name == "full" else f" (quick mode: {first:,} and {second:,} instead of 10,000 and 100,000)"
     report.summary = (
-        f"{len(pids)} worker processes held **{at(first):.0f} MiB** after {first:,} deliveries and "
+        f"The Celery worker ({engine.pumps} pump processes and its main process) held **{at(first):.0f} MiB** after "
+        f"{first:,} deliveries and "
         f"**{at(second):.0f} MiB** after {second:,}{scale}: **{growth:+.1%}** (goal ≤ {GOAL_GROWTH:.0%})."
     )
     report.configure(common_configuration(ctx))
     report.configure(
         {
             "Checkpoints": f"{first:,} and {second:,} deliveries{scale}",
-            "Celery workers": f"{mode.worker_processes} processes x {mode.worker_threads} threads (`--pool threads`); "
-            "RSS summed over each worker's process tree (a threads-pool worker has no child processes)",
-            "Pipeline": "push API (wrk) -> Redis -> workers -> the sandbox as RG (its own gunicorn, no added latency)",
+            "Celery worker": f"{engine.describe()}; RSS summed over the worker's process tree (the main process and "
+            "its prefork children)",
+            "Pipeline": "push API (wrk) -> Redis -> the workers' pumps -> the RG stand-in (bench/standin.py, its own "
+            "process, answering at once)",
             "Chunks": f"{mode.memory_chunk:,} leads each; memory read when every delivery of the chunk finished",
             "Workers survived": "yes, the same processes throughout" if alive else "NO: a worker process was replaced",
         }
@@ -74,5 +77,5 @@ def run(ctx: Context) -> Report:
     rows = [[f"{done:,}", f"{rss:.1f}", " + ".join(f"{one:.1f}" for one in each)] for done, rss, each in samples]
     report.section("Memory after each chunk", table(["Deliveries", "RSS, all workers (MiB)", "Per worker (MiB)"], rows))
     pipeline.portal.stop()
-    pipeline.sandbox.stop()
+    pipeline.standin.stop()
     return report

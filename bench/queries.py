@@ -1,10 +1,9 @@
-"""`python -m bench.queries ...`, run in a portal stack's environment: the SQL one request (or one
-delivery attempt) executes, each statement with its time, as JSON on stdout. The reports use it
+"""`python -m bench.queries ...`, run in a portal stack's environment: the SQL one request
+executes, each statement with its time, as JSON on stdout. The reports use it
 to say what a request costs in database round trips, and to EXPLAIN the slowest statement.
 
     python -m bench.queries --path /leads/?q=x --user bench-admin          # a dashboard page
     python -m bench.queries --method POST --path /rest/... --header "Authorization: Basic ..." --body-file F
-    python -m bench.queries --delivery-id 42                               # one delivery attempt
 
 The request runs in-process through Django's test client, with the same settings and database
 as the servers; it is repeated (`--repeat`) and the last, warm, run is reported.
@@ -27,7 +26,6 @@ def main() -> None:
     parser.add_argument("--user", default="", help="Sign in as this user first (dashboard pages).")
     parser.add_argument("--header", action="append", default=[], help="Name: value; repeat.")
     parser.add_argument("--body-file", type=Path)
-    parser.add_argument("--delivery-id", type=int)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--explain-slowest", action="store_true")
     args = parser.parse_args()
@@ -36,10 +34,9 @@ def main() -> None:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    call = (lambda: attempt(args.delivery_id)) if args.delivery_id is not None else request(args)
-    if args.delivery_id is None:
-        for _ in range(args.repeat - 1):
-            call()  # warm: caches, prepared state, pages in PostgreSQL's buffers
+    call = request(args)
+    for _ in range(args.repeat - 1):
+        call()  # warm: caches, prepared state, pages in PostgreSQL's buffers
     with CaptureQueriesContext(connection) as captured:
         status = call()
     timed = [(float(q["time"]) * 1000, str(q["sql"])) for q in captured.captured_queries]
@@ -74,14 +71,6 @@ def request(args: argparse.Namespace) -> Callable[[], int]:
         ).status_code
 
     return call
-
-
-def attempt(delivery_id: int) -> int:
-    """One delivery attempt; 1 when the delivery could be claimed, 0 when not."""
-    from leads.delivery import delivery_attempt
-    from leads.models import DeliveryAttempt
-
-    return 0 if delivery_attempt(delivery_id=delivery_id, trigger=DeliveryAttempt.Trigger.MANUAL) is None else 1
 
 
 if __name__ == "__main__":

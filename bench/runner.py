@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import os
 import re
 import runpy
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from cryptography.fernet import Fernet
@@ -36,6 +39,9 @@ WRK_SCRIPT = REPO_DIR / "bench" / "wrk" / "post.lua"
 # The one site every benchmark sends to; granted to the bench partner in the template database.
 SITE_UUID = "6f1d8c2a-4b3e-4f5a-9c7d-2e8b1a0f3d95"
 TEMPLATE_DATABASE = "bench_template"
+# The role the benchmarks read the database as while the portal runs, so pg_stat_statements can
+# tell the portal's statements from the benchmark's own.
+OBSERVER_ROLE = "bench_observer"
 # Environment names gunicorn.conf.py reads; unset while reading its defaults.
 GUNICORN_VARIABLES = ("GUNICORN_BIND", "GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_TIMEOUT")
 
@@ -52,9 +58,16 @@ class Mode:
     rounds: int
     profile_seconds: int
     sequential_seconds: int  # the leadrouter client's loop
-    delivery_leads: int
-    worker_processes: int
-    worker_threads: int
+    sender_seconds: float  # one measured sender run (bench/senders.py)
+    drain_leads: int  # the backlog the delivery benchmark drains on PostgreSQL
+    embedded_leads: int  # the backlog drained on SQLite and the filesystem broker
+    slow_leads: int  # the backlog drained from a stand-in answering in 1 s
+    steady_seconds: int  # leads offered at a fixed rate, measured (after a warm-up of warmup_seconds)
+    # The delivery engine as benchmarked: worker processes (`celery worker --concurrency`, one
+    # pump each) x DELIVERY_IN_FLIGHT calls per pump. BENCH_DELIVERY_PUMPS and
+    # BENCH_DELIVERY_IN_FLIGHT override them.
+    delivery_pumps: int
+    delivery_in_flight: int
     memory_checkpoints: tuple[int, int]
     memory_chunk: int
     small_leads: int
@@ -70,9 +83,15 @@ MODES = {
         rounds=3,
         profile_seconds=8,
         sequential_seconds=10,
-        delivery_leads=2_000,
-        worker_processes=2,
-        worker_threads=16,
+        sender_seconds=4,
+        # Accepting a lead through lead_submit costs about 16 ms of CPU (Python and PostgreSQL):
+        # 20,000 would take about 3 minutes of backlog building alone on 2 cores.
+        drain_leads=10_000,
+        embedded_leads=5_000,
+        slow_leads=5_000,
+        steady_seconds=30,
+        delivery_pumps=2,
+        delivery_in_flight=32,
         memory_checkpoints=(1_000, 5_000),
         memory_chunk=1_000,
         small_leads=10_000,
@@ -86,9 +105,13 @@ MODES = {
         rounds=3,
         profile_seconds=20,
         sequential_seconds=30,
-        delivery_leads=10_000,
-        worker_processes=2,
-        worker_threads=16,
+        sender_seconds=15,
+        drain_leads=20_000,
+        embedded_leads=20_000,
+        slow_leads=20_000,
+        steady_seconds=120,
+        delivery_pumps=2,
+        delivery_in_flight=32,
         memory_checkpoints=(10_000, 100_000),
         memory_chunk=5_000,
         small_leads=10_000,
@@ -96,6 +119,18 @@ MODES = {
         page_requests=100,
     ),
 }
+
+
+def mode_from_environment(mode: Mode) -> Mode:
+    """`mode`, with the delivery engine's shape taken from BENCH_DELIVERY_PUMPS and
+    BENCH_DELIVERY_IN_FLIGHT when they are set (to try another shape without editing code)."""
+    pumps = os.environ.get("BENCH_DELIVERY_PUMPS")
+    in_flight = os.environ.get("BENCH_DELIVERY_IN_FLIGHT")
+    return dataclasses.replace(
+        mode,
+        delivery_pumps=int(pumps) if pumps else mode.delivery_pumps,
+        delivery_in_flight=int(in_flight) if in_flight else mode.delivery_in_flight,
+    )
 
 
 def log(message: str) -> None:
@@ -140,6 +175,8 @@ class Context:
         self.postgres: Optional[servers.PostgresServer] = None
         self.redis: Optional[servers.RedisServer] = None
         self.stacks: list[servers.PortalStack] = []
+        self.processes: list[servers.ManagedProcess] = []  # stand-ins and other helpers
+        self.statement_stats = False  # pg_stat_statements loaded (statements counted per database)
 
     # -- servers
 
@@ -152,8 +189,27 @@ class Context:
             )
         log("starting PostgreSQL and Redis")
         self.postgres = servers.PostgresServer(bindir).start()
+        self.statement_stats = self._statement_stats_enable()
         self.redis = servers.RedisServer(redis_binary).start()
         self._template_prepare()
+
+    def _statement_stats_enable(self) -> bool:
+        """Load pg_stat_statements (a restart: it must be preloaded) and create the observer role.
+        False, with the server as it was, when the extension is not installed."""
+        assert self.postgres is not None and self.postgres.process is not None
+        with psycopg.connect(self.postgres_url("postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN SUPERUSER").format(sql.Identifier(OBSERVER_ROLE)))
+            libdir = conn.execute("SELECT setting FROM pg_config WHERE name = 'PKGLIBDIR'").fetchone()
+            if libdir is None or not (Path(str(libdir[0])) / "pg_stat_statements.so").exists():
+                log("pg_stat_statements is not installed: SQL statements will be counted as transactions only")
+                return False
+            conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        # SIGINT is PostgreSQL's fast shutdown; start() finds the data directory and keeps it.
+        self.postgres.process.stop(signal.SIGINT, timeout=20)
+        self.postgres.start()
+        with psycopg.connect(self.postgres_url("postgres"), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        return True
 
     def postgres_settings(self) -> dict[str, str]:
         names = ("server_version", "shared_buffers", "fsync", "synchronous_commit", "max_connections", "work_mem")
@@ -215,7 +271,19 @@ class Context:
             )
         return self.postgres_url(name)
 
+    def observer_url(self, database_url: str) -> str:
+        """`database_url` as the observer role (see OBSERVER_ROLE)."""
+        parts = urlsplit(database_url)
+        return urlunsplit(parts._replace(netloc=f"{OBSERVER_ROLE}@{parts.hostname}:{parts.port}"))
+
+    def observe(self, database_url: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query run as the observer role: kept out of the portal's statement counts."""
+        with psycopg.connect(self.observer_url(database_url), autocommit=True) as conn:
+            return list(conn.execute(query, params).fetchall())
+
     def stop(self) -> None:
+        for process in self.processes:
+            process.stop(timeout=5)
         for stack in self.stacks:
             stack.stop()
         if self.redis is not None:

@@ -5,8 +5,9 @@
 
 Django's `bulk_update` builds a CASE WHEN per field and row out of expression objects, which
 cost the delivery engine most of its CPU per recorded batch; this builds one statement of plain
-parameters. Both databases name a VALUES list's columns column1, column2, ...; PostgreSQL needs
-each value's type spelled out, SQLite takes what it is given.
+parameters. On PostgreSQL the rows travel as one array per column (`unnest`), so the statement's
+text is the same for any number of rows and psycopg parses it once, not once per batch size;
+SQLite gets a VALUES list, whose columns it names column1, column2, ...
 """
 
 from collections.abc import Sequence
@@ -37,23 +38,55 @@ def rows_update(
     Returns the keys of the rows updated."""
     if not rows:
         return []
+    every = (key, *columns)
     if connection.vendor == "postgresql":
-        one = "(" + ", ".join(f"%s::{column.postgres_type}" for column in (key, *columns)) + ")"
+        names = ", ".join(f"column{n}" for n in range(1, len(every) + 1))
+        arrays = ", ".join(f"%s::{column.postgres_type}[]" for column in every)
+        source = f"unnest({arrays}) AS v({names})"
+        values: list[Any] = [list(column) for column in zip(*rows, strict=True)]
     else:
-        one = "(" + ", ".join("%s" for _ in (key, *columns)) + ")"
+        one = "(" + ", ".join("%s" for _ in every) + ")"
+        source = f"(VALUES {', '.join([one] * len(rows))}) AS v"
+        values = [value for row in rows for value in row]
     assignments = [f"{column.name} = v.column{n}" for n, column in enumerate(columns, start=2)]
     if also_set:
         assignments.append(also_set)
     # Names come from this module's callers' constants, never from input (hence the noqa).
     sql = (
         f"UPDATE {table} SET {', '.join(assignments)} "  # noqa: S608
-        f"FROM (VALUES {', '.join([one] * len(rows))}) AS v "
+        f"FROM {source} "
         f"WHERE {table}.{key.name} = v.column1{' AND ' + also_where if also_where else ''} "
         f"RETURNING {table}.{key.name}"
     )
-    flat = [value for row in rows for value in row]
     set_params = list(params[: also_set.count("%s")])
     where_params = list(params[also_set.count("%s") :])
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*set_params, *flat, *where_params])
+        cursor.execute(sql, [*set_params, *values, *where_params])
         return [row[0] for row in cursor.fetchall()]
+
+
+def rows_insert(table: str, columns: Sequence[Column], rows: Sequence[Sequence[Any]]) -> list[Any]:
+    """One INSERT of many rows (values adapted for the database, in `columns` order); their ids,
+    in order (Django's own bulk_create relies on the same order from both databases)."""
+    if not rows:
+        return []
+    names = ", ".join(column.name for column in columns)
+    if connection.vendor == "postgresql":
+        arrays = ", ".join(f"%s::{column.postgres_type}[]" for column in columns)
+        source = f"SELECT * FROM unnest({arrays})"  # noqa: S608 (column names and types from code)
+        values: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+    else:
+        one = "(" + ", ".join("%s" for _ in columns) + ")"
+        source = f"VALUES {', '.join([one] * len(rows))}"
+        values = [value for row in rows for value in row]
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} ({names}) {source} RETURNING id", values)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def in_list(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """`column IN (...)` as SQL and parameters: one array parameter on PostgreSQL (a statement
+    psycopg parses once), a placeholder per value on SQLite."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)

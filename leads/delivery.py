@@ -39,13 +39,13 @@ from typing import Any, Optional
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from grants.models import Site
 from grants.services import site_mark_doubtful
 from leads import batch_update, circuit, queue, realgeeks, retry
-from leads.models import CREATING_OPERATIONS, Delivery, DeliveryAttempt, Lead, lead_summary_from
+from leads.models import CREATING_OPERATIONS, Delivery, DeliveryAttempt, lead_summary_from
 
 logger = logging.getLogger(__name__)
 
@@ -183,17 +183,21 @@ def deliveries_claim(
         _interrupted_mark([c for c in (*chosen, *held, *waiting) if c.old_status == Delivery.Status.CLAIMED])
         if not chosen:
             return []
-        Delivery.objects.filter(pk__in=[c.delivery_id for c in chosen]).update(
-            status=Delivery.Status.CLAIMED,
-            claim_token=token,
-            claimed_until=retry.lease_until(now),
-            attempt_count=F("attempt_count") + 1,
-            last_attempt_at=now,
-            retry_requested_by=None,
-            retry_trigger="",
-            updated=now,
-        )
+        _claim_mark([c.delivery_id for c in chosen], token, now)
         return _attempts_start(chosen, now, credentials_for)
+
+
+def _claim_mark(ids: list[int], token: uuid.UUID, now: datetime) -> None:
+    stamp = connection.ops.adapt_datetimefield_value
+    token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
+    where, params = batch_update.in_list("id", ids)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE leads_delivery SET status = %s, claim_token = %s, claimed_until = %s,"  # noqa: S608
+            " attempt_count = attempt_count + 1, last_attempt_at = %s, retry_requested_by_id = NULL,"
+            f" retry_trigger = '', updated = %s WHERE {where}",
+            [Delivery.Status.CLAIMED, token_value, stamp(retry.lease_until(now)), stamp(now), stamp(now), *params],
+        )
 
 
 def _candidates(now: datetime, slots: int, probe_sites: set[int], lease_expired_too: bool) -> list[_Candidate]:
@@ -289,22 +293,24 @@ def _interrupted_mark(candidates: list[_Candidate]) -> None:
 def _attempts_start(chosen: list[_Candidate], now: datetime, credentials_for: CredentialsFor) -> list[Claimed]:
     """The attempt rows, written before the calls so a crash mid-call still leaves a trace."""
     prepared = []
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    public_id = DeliveryAttempt._meta.get_field("public_id")
+    rows = []
     for c in chosen:
         creds = credentials_for(c.partner_id)
         ep = realgeeks.endpoint(c.operation, base_url=creds.base_url, site_uuid=c.site_uuid, lead_id=c.lead_id)
-        manual = c.trigger() in (DeliveryAttempt.Trigger.MANUAL, DeliveryAttempt.Trigger.BULK)
-        attempt = DeliveryAttempt(
-            delivery_id=c.delivery_id,
-            number=c.attempt_count + 1,
-            trigger=c.trigger(),
-            actor_id=(c.retry_requested_by_id or c.actor_id) if manual else None,
-            started=now,
-            request_method=ep.method,
-            request_url=ep.url,
-            request_body=c.payload,
+        trigger = c.trigger()
+        manual = trigger in (DeliveryAttempt.Trigger.MANUAL, DeliveryAttempt.Trigger.BULK)
+        actor = (c.retry_requested_by_id or c.actor_id) if manual else None
+        prepared.append((c, realgeeks.Call(creds, ep, c.payload.encode())))
+        rows.append(
+            (
+                public_id.get_db_prep_value(uuid.uuid4(), connection),
+                *(c.delivery_id, c.attempt_count + 1, trigger, actor, stamp, ep.method, ep.url, c.payload),
+                *("", "", DeliveryAttempt.Outcome.STARTED),
+            )
         )
-        prepared.append((c, attempt, realgeeks.Call(creds, ep, c.payload.encode())))
-    DeliveryAttempt.objects.bulk_create([attempt for _, attempt, _ in prepared])
+    attempt_ids = _attempts_insert(rows)
     return [
         Claimed(
             delivery_id=c.delivery_id,
@@ -312,13 +318,34 @@ def _attempts_start(chosen: list[_Candidate], now: datetime, credentials_for: Cr
             partner_id=c.partner_id,
             site_id=c.site_id,
             site_failures=c.site_failures,
-            attempt_id=attempt.pk,
-            attempt_number=attempt.number,
-            budget_used=attempt.number - c.attempts_before_retry,
+            attempt_id=attempt_id,
+            attempt_number=c.attempt_count + 1,
+            budget_used=c.attempt_count + 1 - c.attempts_before_retry,
             call=call,
         )
-        for c, attempt, call in prepared
+        for (c, call), attempt_id in zip(prepared, attempt_ids, strict=True)
     ]
+
+
+_ATTEMPT_COLUMNS = (
+    batch_update.Column("public_id", "uuid"),
+    batch_update.Column("delivery_id", "bigint"),
+    batch_update.Column("number", "integer"),
+    batch_update.Column("trigger", "text"),
+    batch_update.Column("actor_id", "integer"),
+    batch_update.Column("started", "timestamptz"),
+    batch_update.Column("request_method", "text"),
+    batch_update.Column("request_url", "text"),
+    batch_update.Column("request_body", "text"),
+    batch_update.Column("response_body", "text"),
+    batch_update.Column("error", "text"),
+    batch_update.Column("outcome", "text"),
+)
+
+
+def _attempts_insert(rows: list[tuple[Any, ...]]) -> list[int]:
+    # One statement for the batch (bulk_create's model objects cost more CPU than the INSERT).
+    return batch_update.rows_insert("leads_deliveryattempt", _ATTEMPT_COLUMNS, rows)
 
 
 def deliveries_record(finished: list[tuple[Claimed, realgeeks.Outcome]], *, token: uuid.UUID) -> dict[int, str]:
@@ -450,11 +477,14 @@ _LEAD_SUMMARY = (
 
 def leads_lock(lead_pks: set[int]) -> dict[int, Summary]:
     """Lock the leads (in id order, so two batches never deadlock) and read their summaries."""
-    rows = Lead.objects.select_for_update().filter(pk__in=lead_pks).order_by("pk")
-    return {
-        pk: (status, code, error)
-        for pk, status, code, error in rows.values_list("pk", "status", "last_status_code", "last_error")
-    }
+    where, params = batch_update.in_list("id", sorted(lead_pks))
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, status, last_status_code, last_error FROM leads_lead WHERE {where} ORDER BY id{lock}",  # noqa: S608
+            params,
+        )
+        return {pk: (status, code, error) for pk, status, code, error in cursor.fetchall()}
 
 
 def leads_summarise(leads: dict[int, Summary], *, release_waiting_of: Iterable[int] = ()) -> None:
@@ -468,11 +498,14 @@ def leads_summarise(leads: dict[int, Summary], *, release_waiting_of: Iterable[i
         return
     now = timezone.now()
     release_of = set(release_waiting_of)
-    rows = list(
-        Delivery.objects.filter(lead_id__in=list(leads)).values_list(
-            "pk", "lead_id", "operation", "sequence", "status", "last_status_code", "last_error"
+    where, params = batch_update.in_list("lead_id", list(leads))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id, lead_id, operation, sequence, status, last_status_code, last_error"  # noqa: S608
+            f" FROM leads_delivery WHERE {where}",
+            params,
         )
-    )
+        rows = cursor.fetchall()
     released = {row[0] for row in rows if row[1] in release_of and row[4] == Delivery.Status.WAITING}
     if released:
         Delivery.objects.filter(pk__in=released).update(

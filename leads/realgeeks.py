@@ -353,6 +353,9 @@ class AsyncioSender:
         self._thread = threading.Thread(target=self._loop.run_forever, name="rg-send-loop", daemon=True)
         self._thread.start()
         self._session = asyncio.run_coroutine_threadsafe(self._session_open(slots), self._loop).result()
+        # Calls submitted beyond the slots wait here, and start the moment a slot frees, with
+        # no round trip through the pump's thread (see leads.engine's ready buffer).
+        self._slots = asyncio.run_coroutine_threadsafe(_semaphore(slots), self._loop).result()
 
     async def _session_open(self, slots: int) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
@@ -365,13 +368,14 @@ class AsyncioSender:
         return asyncio.run_coroutine_threadsafe(self._run(call), self._loop)
 
     async def _run(self, call: Call) -> Outcome:
-        started = time.monotonic()
-        try:
-            reply: Optional[Reply] = await self._send(call)
-            error = None
-        except RealGeeksError as exc:
-            reply, error = None, exc
-        return Outcome(reply, error, int((time.monotonic() - started) * 1000))
+        async with self._slots:
+            started = time.monotonic()
+            try:
+                reply: Optional[Reply] = await self._send(call)
+                error = None
+            except RealGeeksError as exc:
+                reply, error = None, exc
+            return Outcome(reply, error, int((time.monotonic() - started) * 1000))
 
     async def _send(self, call: Call) -> Reply:
         connect, read = settings.REALGEEKS_CONNECT_TIMEOUT, settings.REALGEEKS_READ_TIMEOUT
@@ -418,6 +422,10 @@ class AsyncioSender:
         self._loop.close()
 
 
+async def _semaphore(slots: int) -> asyncio.Semaphore:
+    return asyncio.Semaphore(slots)  # made on the loop that uses it
+
+
 def _basic_auth(creds: Credentials) -> str:
     # As requests builds it (latin-1 where it fits, else UTF-8), so both senders send the same.
     pair = f"{creds.username}:{creds.password}"
@@ -438,6 +446,8 @@ def _async_error_name(exc: Exception) -> str:
     # As _exception_name: the kind of failure, never a URL or a credential.
     if isinstance(exc, aiohttp.ClientConnectorError):
         return type(exc.os_error).__name__
+    if isinstance(exc, OSError) and exc.errno in errno.errorcode:
+        return f"{type(exc).__name__} {errno.errorcode[exc.errno]}"
     return type(exc).__name__
 
 
