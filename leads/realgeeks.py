@@ -446,8 +446,9 @@ def _async_error_name(exc: Exception) -> str:
     # As _exception_name: the kind of failure, never a URL or a credential.
     if isinstance(exc, aiohttp.ClientConnectorError):
         return type(exc.os_error).__name__
-    if isinstance(exc, OSError) and exc.errno in errno.errorcode:
-        return f"{type(exc).__name__} {errno.errorcode[exc.errno]}"
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is not None and code in errno.errorcode:
+        return f"{type(exc).__name__} {errno.errorcode[code]}"
     return type(exc).__name__
 
 
