@@ -174,20 +174,38 @@ def deliveries_claim(
         return []
     now = timezone.now()
     probe_sites = set(probe_sites)
+    # SQLite has one writer at a time: read the candidates before taking the write lock (WAL
+    # readers never wait), and let the claim's UPDATE re-check each row, taking only those still
+    # due. PostgreSQL locks them as it reads them (SKIP LOCKED), in the transaction.
+    locking = connection.features.has_select_for_update_skip_locked
+    read_first = None if locking else _candidates(now, slots, probe_sites, lease_expired_too)
+    if read_first == []:
+        return []
     with transaction.atomic():
-        candidates = _candidates(now, slots, probe_sites, lease_expired_too)
+        candidates = read_first if read_first is not None else _candidates(now, slots, probe_sites, lease_expired_too)
         if not candidates:
             return []
         chosen, held, waiting = _choose(candidates, slots, now, probe_sites, allowance_for)
-        _park(held, waiting, now)
+        held, waiting = _park(held, waiting, now)
+        claimed_ids = set(_claim_mark([c.delivery_id for c in chosen], token, now))
+        chosen = [c for c in chosen if c.delivery_id in claimed_ids]
         _interrupted_mark([c for c in (*chosen, *held, *waiting) if c.old_status == Delivery.Status.CLAIMED])
         if not chosen:
             return []
-        _claim_mark([c.delivery_id for c in chosen], token, now)
         return _attempts_start(chosen, now, credentials_for)
 
 
-def _claim_mark(ids: list[int], token: uuid.UUID, now: datetime) -> None:
+def _still_due(now: datetime) -> Q:
+    """What a claim re-checks of each row it changes (the candidates' own condition)."""
+    return Q(status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING], next_attempt_at__lte=now) | Q(
+        status=Delivery.Status.CLAIMED, claimed_until__lt=now
+    )
+
+
+def _claim_mark(ids: list[int], token: uuid.UUID, now: datetime) -> list[int]:
+    """Mark the deliveries claimed by `token`, those still due; the ids it marked."""
+    if not ids:
+        return []
     stamp = connection.ops.adapt_datetimefield_value
     token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
     where, params = batch_update.in_list("id", ids)
@@ -195,9 +213,16 @@ def _claim_mark(ids: list[int], token: uuid.UUID, now: datetime) -> None:
         cursor.execute(
             "UPDATE leads_delivery SET status = %s, claim_token = %s, claimed_until = %s,"  # noqa: S608
             " attempt_count = attempt_count + 1, last_attempt_at = %s, retry_requested_by_id = NULL,"
-            f" retry_trigger = '', updated = %s WHERE {where}",
-            [Delivery.Status.CLAIMED, token_value, stamp(retry.lease_until(now)), stamp(now), stamp(now), *params],
+            f" retry_trigger = '', updated = %s WHERE {where}"
+            " AND ((status IN ('pending', 'retrying') AND next_attempt_at <= %s)"
+            " OR (status = 'claimed' AND claimed_until < %s)) RETURNING id",
+            [
+                *(Delivery.Status.CLAIMED, token_value, stamp(retry.lease_until(now)), stamp(now), stamp(now)),
+                *params,
+                *(stamp(now), stamp(now)),
+            ],
         )
+        return [row[0] for row in cursor.fetchall()]
 
 
 def _candidates(now: datetime, slots: int, probe_sites: set[int], lease_expired_too: bool) -> list[_Candidate]:
@@ -265,21 +290,27 @@ def _in_flight_by_partner(now: datetime) -> dict[int, int]:
         return {partner: count for partner, count in cursor.fetchall()}
 
 
-def _park(held: list[_Candidate], waiting: list[_Candidate], now: datetime) -> None:
+def _park(
+    held: list[_Candidate], waiting: list[_Candidate], now: datetime
+) -> tuple[list[_Candidate], list[_Candidate]]:
+    """Hold or make wait what may not go now (those still due); what was parked."""
     if not held and not waiting:
-        return
+        return [], []
     leads = leads_lock({c.lead_pk for c in (*held, *waiting)})
     parked = {"claimed_until": None, "claim_token": None, "next_attempt_at": None, "updated": now}
+    due = Delivery.objects.filter(_still_due(now))
+    done: set[int] = set()
     for site_uuid in {c.site_uuid for c in held}:
-        ids = [c.delivery_id for c in held if c.site_uuid == site_uuid]
+        rows = due.filter(pk__in=[c.delivery_id for c in held if c.site_uuid == site_uuid])
+        done |= set(rows.values_list("pk", flat=True))
         reason = f"Site {site_uuid} is not granted to this partner yet."
-        Delivery.objects.filter(pk__in=ids).update(status=Delivery.Status.HELD, last_error=reason, **parked)
+        rows.update(status=Delivery.Status.HELD, last_error=reason, **parked)
     if waiting:
-        ids = [c.delivery_id for c in waiting]
-        Delivery.objects.filter(pk__in=ids).update(
-            status=Delivery.Status.WAITING, last_error=WAITING_FOR_CREATE, **parked
-        )
+        rows = due.filter(pk__in=[c.delivery_id for c in waiting])
+        done |= set(rows.values_list("pk", flat=True))
+        rows.update(status=Delivery.Status.WAITING, last_error=WAITING_FOR_CREATE, **parked)
     leads_summarise(leads)
+    return [c for c in held if c.delivery_id in done], [c for c in waiting if c.delivery_id in done]
 
 
 def _interrupted_mark(candidates: list[_Candidate]) -> None:

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 CLAIM_INTERVAL = 0.01
 # The ready buffer: a pump holds DELIVERY_IN_FLIGHT calls plus this share more, claimed.
 READY_SHARE = 2
-IDLE_POLL_INTERVAL = 0.05
+IDLE_POLL_INTERVAL = 0.1
 # Finished calls are recorded when this many are waiting, or the oldest has waited this long.
 RECORD_BATCH = 200
 RECORD_INTERVAL = 0.01
@@ -117,6 +117,7 @@ class Pump:
         # The last claim found nothing and nothing was recorded since (a recorded outcome can
         # unblock the next delivery of its lead), so stopping now leaves nothing due behind.
         drained = False
+        poll = CLAIM_INTERVAL
         while True:
             now = time.monotonic()
             free = self.holding - len(self.in_flight)
@@ -129,7 +130,11 @@ class Pump:
                     next_recovery = now + RECOVERY_INTERVAL
                 claimed = self._claim(free, recovery=recovery)
                 # Idle, a pump looks a little less often: new work arrives with a hint anyway.
-                next_claim = now + (CLAIM_INTERVAL if claimed or self.in_flight else IDLE_POLL_INTERVAL)
+                # A claim that found nothing (or only what the partner's cap let through) is not
+                # repeated at once: the next chance is a recorded outcome, or a wait that doubles
+                # while claims keep coming back empty (an idle pump costs the database little).
+                poll = CLAIM_INTERVAL if claimed else min(poll * 2, IDLE_POLL_INTERVAL)
+                next_claim = now + (CLAIM_INTERVAL if len(claimed) >= free else poll)
                 drained = not claimed
                 if claimed:
                     last_work = now
@@ -160,6 +165,8 @@ class Pump:
                 oldest_finished = None
                 last_work = time.monotonic()
                 drained = False
+                # Recorded outcomes free slots and may unblock the next delivery of their leads.
+                next_claim = min(next_claim, last_work + CLAIM_INTERVAL)
         if time.monotonic() >= deadline and self.recorded:
             # Out of time, perhaps not out of work: the next pump carries on.
             queue.pump_hint(force=True)
