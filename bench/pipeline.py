@@ -27,7 +27,7 @@ import leadrouter
 
 from bench import load, web
 from bench.ingest import LEAD, PATH
-from bench.runner import REPO_DIR, SITE_UUID, Context, log
+from bench.runner import REPO_DIR, SITE_UUID, Context, bench_partner_add, log
 from tests.integration import servers
 from tests.integration.servers import PortalStack
 
@@ -225,21 +225,7 @@ def embedded_pipeline_start(ctx: Context, name: str, *, latency_ms: float) -> Pi
     log(f"{name}: preparing SQLite in {portal.var_dir} (migrate, bench partner, granted site)")
     portal.manage("migrate", "--noinput")
     creds = ctx.creds
-    slug = (
-        portal.manage(
-            "add_partner",
-            "--name",
-            "Bench",
-            "--rg-username",
-            creds.rg_username,
-            "--rg-password",
-            creds.rg_password,
-            "--webhook-secret",
-            creds.webhook_secret,
-        )
-        .split()[-1]
-        .strip()
-    )
+    slug = bench_partner_add(portal, creds)
     portal.manage("grant_site", slug, SITE_UUID, "--name", "Bench Realty")
     return Pipeline(name, portal, standin, None, sqlite_path=portal.var_dir / "portal.sqlite3", partner_slug=slug)
 

@@ -234,21 +234,7 @@ class Context:
         creds = self.creds
         stack.manage("migrate", "--noinput")
         stack.manage("collectstatic", "--noinput", "--verbosity", "0")
-        creds.partner_slug = (
-            stack.manage(
-                "add_partner",
-                "--name",
-                "Bench",
-                "--rg-username",
-                creds.rg_username,
-                "--rg-password",
-                creds.rg_password,
-                "--webhook-secret",
-                creds.webhook_secret,
-            )
-            .split()[-1]
-            .strip()
-        )
+        creds.partner_slug = bench_partner_add(stack, creds)
         creds.key_id, creds.key_secret = (
             stack.manage("add_api_key", creds.partner_slug).strip().splitlines()[-1].split(":", 1)
         )
@@ -378,3 +364,9 @@ def context(mode: Mode) -> Iterator[Context]:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             log(f"stopped early; the processes' logs are kept in {workdir}")
+
+
+def bench_partner_add(stack: Any, creds: Any) -> str:
+    """The bench partner, with the bench's RG credentials, in the stack's database; its slug."""
+    args = ["--name", "Bench", "--rg-username", creds.rg_username, "--rg-password", creds.rg_password]
+    return str(stack.manage("add_partner", *args, "--webhook-secret", creds.webhook_secret).split()[-1].strip())

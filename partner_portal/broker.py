@@ -60,6 +60,23 @@ LEFTOVER_SECONDS = 600.0
 PREFETCH_FULL_PAUSE_SECONDS = 0.02
 
 
+def folder_options(root: Path, *, polling_interval: float = 0.2, store_processed: bool = False) -> dict[str, Any]:
+    """The transport options for a broker folder under `root` (its queue, processed and control
+    folders, made now if missing): the settings' development default, and the tests' brokers."""
+    folders = {name: root / name for name in ("queue", "processed", "control")}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(folders["queue"]),
+        "data_folder_out": str(folders["queue"]),
+        "processed_folder": str(folders["processed"]),
+        "control_folder": str(folders["control"]),
+        "store_processed": store_processed,
+        # How often an idle consumer looks for new messages (seconds).
+        "polling_interval": polling_interval,
+    }
+
+
 def message_filename(queue: str) -> str:
     """A new message file's name: wall-clock nanoseconds first, so names sort oldest first."""
     return f"{time.time_ns():020d}_{uuid.uuid4().hex}.{queue}{MESSAGE_SUFFIX}"

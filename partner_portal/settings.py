@@ -232,21 +232,12 @@ REALGEEKS_USERS_CACHE_SECONDS = env.int("REALGEEKS_USERS_CACHE_SECONDS", default
 # made safe for several processes; registered in celery.py). Production sets CELERY_BROKER_URL
 # to Redis or RabbitMQ.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://")
+from partner_portal.broker import folder_options as broker_folder_options  # noqa: E402
+
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = VAR_DIR / "broker"
     # Every process makes the folders it needs at start-up; the transport makes them again if
     # they are removed while it runs.
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "queue"),
-        "data_folder_out": str(_broker_dir / "queue"),
-        "processed_folder": str(_broker_dir / "processed"),
-        "control_folder": str(_broker_dir / "control"),
-        "store_processed": False,
-        # How often an idle consumer looks for new messages (seconds).
-        "polling_interval": 0.2,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = broker_folder_options(VAR_DIR / "broker")
 else:
     # Redis redelivers an unacknowledged message after this long; it must exceed the longest
     # task (see CELERY_TASK_TIME_LIMIT), or a slow task could run twice at once.

@@ -17,6 +17,7 @@ import kombu
 import pytest
 
 from partner_portal import broker
+from partner_portal.broker import folder_options
 from tests.integration.servers import REPO_DIR, ManagedProcess, wait_for
 
 pytestmark = pytest.mark.integration
@@ -28,17 +29,7 @@ MESSAGES_PER_THREAD = 1250  # 10,000 in all, the burst of the issue
 
 def broker_options(root: Path) -> dict:
     """The development default's transport options (partner_portal/settings.py), under `root`."""
-    folders = {name: root / name for name in ("queue", "processed", "control")}
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    return {
-        "data_folder_in": str(folders["queue"]),
-        "data_folder_out": str(folders["queue"]),
-        "processed_folder": str(folders["processed"]),
-        "control_folder": str(folders["control"]),
-        "store_processed": False,
-        "polling_interval": 0.2,
-    }
+    return folder_options(root)
 
 
 def connect(transport_options: dict) -> Any:

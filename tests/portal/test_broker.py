@@ -19,18 +19,8 @@ from partner_portal.celery import app as celery_app
 
 
 def options(root: Path, **extra) -> dict:
-    folders = {name: root / name for name in ("queue", "processed", "control")}
-    for folder in folders.values():
-        folder.mkdir(parents=True, exist_ok=True)
-    return {
-        "data_folder_in": str(folders["queue"]),
-        "data_folder_out": str(folders["queue"]),
-        "processed_folder": str(folders["processed"]),
-        "control_folder": str(folders["control"]),
-        "store_processed": True,  # kombu's own would otherwise move files into the system's /tmp
-        "polling_interval": 0.05,
-        **extra,
-    }
+    # store_processed: kombu's own transport would otherwise move files into the system's /tmp.
+    return {**broker.folder_options(root, polling_interval=0.05, store_processed=True), **extra}
 
 
 def connect(transport_options: dict, **kwargs: Any) -> Any:
