@@ -129,7 +129,6 @@ class Pump:
                 if recovery:
                     next_recovery = now + RECOVERY_INTERVAL
                 claimed = self._claim(free, recovery=recovery)
-                # Idle, a pump looks a little less often: new work arrives with a hint anyway.
                 # A claim that found nothing (or only what the partner's cap let through) is not
                 # repeated at once: the next chance is a recorded outcome, or a wait that doubles
                 # while claims keep coming back empty (an idle pump costs the database little).

@@ -335,8 +335,8 @@ class ThreadSender:
         try:
             reply: Optional[Reply] = _send_bytes(self._session, call.creds, call.endpoint, call.body)
             error = None
-        except RealGeeksError as exc:
-            reply, error = None, exc
+        except Exception as exc:  # any failure is an outcome (see _failure)
+            reply, error = None, _failure(exc)
         return Outcome(reply, error, int((time.monotonic() - started) * 1000))
 
     def close(self) -> None:
@@ -373,8 +373,8 @@ class AsyncioSender:
             try:
                 reply: Optional[Reply] = await self._send(call)
                 error = None
-            except RealGeeksError as exc:
-                reply, error = None, exc
+            except Exception as exc:  # any failure is an outcome (see _failure)
+                reply, error = None, _failure(exc)
             return Outcome(reply, error, int((time.monotonic() - started) * 1000))
 
     async def _send(self, call: Call) -> Reply:
@@ -420,6 +420,15 @@ class AsyncioSender:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         self._loop.close()
+
+
+def _failure(exc: Exception) -> RealGeeksError:
+    """Whatever a call raised, as an outcome: a surprise in one call must not take down the pump
+    and every other call in flight with it (the attempt is retried like a failed connection)."""
+    if isinstance(exc, RealGeeksError):
+        return exc
+    logger.exception("unexpected failure calling Real Geeks")
+    return RealGeeksError(f"Request to Real Geeks failed ({type(exc).__name__})")
 
 
 async def _semaphore(slots: int) -> asyncio.Semaphore:

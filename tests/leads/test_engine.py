@@ -217,3 +217,13 @@ def test_the_rate_limit_allows_a_burst_of_one_second_then_the_rate():
     limit.spend(1, 5)
     assert limit.allowance(1) == 0
     assert limit.allowance(2) == 5  # per partner
+
+
+def test_a_surprise_in_one_call_is_that_attempts_failure_not_the_pumps(partner, site, rg):
+    rg.answer(ValueError("something nobody expected"))
+    deliveries = [create(partner, 1), create(partner, 2)]
+
+    engine.pump_run(budget_seconds=10, idle_seconds=0)
+
+    outcomes = sorted(Delivery.objects.filter(pk__in=[d.pk for d in deliveries]).values_list("status", "last_error"))
+    assert outcomes == [("delivered", ""), ("retrying", "Request to Real Geeks failed (ValueError)")]
