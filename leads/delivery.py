@@ -76,8 +76,10 @@ ORDER BY {{order}}
 LIMIT %s
 {{lock}}
 """  # noqa: S608
-_DUE = "d.status IN ('pending', 'retrying') AND d.next_attempt_at <= %s"
-_LEASE_RAN_OUT = "d.status = 'claimed' AND d.claimed_until < %s"
+# What makes a delivery claimable, in SQL; `{d}` is the table's alias and dot, or nothing.
+# `_still_due` is the same condition for the ORM.
+_DUE = "{d}status IN ('pending', 'retrying') AND {d}next_attempt_at <= %s"
+_LEASE_RAN_OUT = "{d}status = 'claimed' AND {d}claimed_until < %s"
 _IN_FLIGHT_BY_PARTNER = """
 SELECT l.partner_id, COUNT(*) FROM leads_delivery d JOIN leads_lead l ON l.id = d.lead_id
 WHERE d.status = 'claimed' AND d.claimed_until >= %s GROUP BY l.partner_id
@@ -196,7 +198,8 @@ def deliveries_claim(
 
 
 def _still_due(now: datetime) -> Q:
-    """What a claim re-checks of each row it changes (the candidates' own condition)."""
+    """Claimable: due, or a lease that ran out (`_DUE` or `_LEASE_RAN_OUT` for the ORM). The
+    sweeper asks for a pump when any row matches; a claim's parking re-checks it per row."""
     return Q(status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING], next_attempt_at__lte=now) | Q(
         status=Delivery.Status.CLAIMED, claimed_until__lt=now
     )
@@ -214,8 +217,7 @@ def _claim_mark(ids: list[int], token: uuid.UUID, now: datetime) -> list[int]:
             "UPDATE leads_delivery SET status = %s, claim_token = %s, claimed_until = %s,"  # noqa: S608
             " attempt_count = attempt_count + 1, last_attempt_at = %s, retry_requested_by_id = NULL,"
             f" retry_trigger = '', updated = %s WHERE {where}"
-            " AND ((status IN ('pending', 'retrying') AND next_attempt_at <= %s)"
-            " OR (status = 'claimed' AND claimed_until < %s)) RETURNING id",
+            f" AND (({_DUE.format(d='')}) OR ({_LEASE_RAN_OUT.format(d='')})) RETURNING id",
             [
                 *(Delivery.Status.CLAIMED, token_value, stamp(retry.lease_until(now)), stamp(now), stamp(now)),
                 *params,
@@ -239,7 +241,7 @@ def _candidates(now: datetime, slots: int, probe_sites: set[int], lease_expired_
     rows: list[tuple[Any, ...]] = []
     with connection.cursor() as cursor:
         for due, order in queries:
-            sql = _CANDIDATES.format(due=due, circuit=circuit_closed, order=order, lock=lock)
+            sql = _CANDIDATES.format(due=due.format(d="d."), circuit=circuit_closed, order=order, lock=lock)
             cursor.execute(sql, [adapted_now, limit])
             rows.extend(cursor.fetchall())
     return [_Candidate.from_row(row) for row in rows]
@@ -399,7 +401,7 @@ def deliveries_record(finished: list[tuple[Claimed, realgeeks.Outcome]], *, toke
         finished_leads = {c.lead_pk for c, _ in mine if verdicts[c.delivery_id].status in Delivery.TERMINAL_STATUSES}
         leads_summarise({pk: leads[pk] for pk in {c.lead_pk for c, _ in mine}}, release_waiting_of=finished_leads)
     circuit.circuits_record(
-        (circuit.SiteOutcome(c.site_id, _trips_circuit(o), o.error.message if o.error else "") for c, o in mine),
+        (circuit.SiteOutcome(c.site_id, _trips_circuit(o), o.error_message) for c, o in mine),
         failures_before={c.site_id: c.site_failures for c, _ in mine},
         now=now,
     )
@@ -457,11 +459,12 @@ def _deliveries_finish(
     rows = []
     for claimed, outcome in finished:
         verdict = verdicts[claimed.delivery_id]
-        status = outcome.reply.status if outcome.reply else (outcome.error.status if outcome.error else None)
-        error = outcome.error.message[:500] if outcome.error else ""
         delivered_at = now if verdict.status == Delivery.Status.DELIVERED else None
         rows.append(
-            (claimed.delivery_id, verdict.status, stamp(verdict.next_attempt_at), status, error, stamp(delivered_at))
+            (
+                *(claimed.delivery_id, verdict.status, stamp(verdict.next_attempt_at)),
+                *(outcome.status, outcome.error_message[:500], stamp(delivered_at)),
+            )
         )
     token_value = Delivery._meta.get_field("claim_token").get_db_prep_value(token, connection)
     return batch_update.rows_update(
@@ -480,17 +483,13 @@ def _attempts_finish(finished: list[tuple[Claimed, realgeeks.Outcome]], verdicts
     rows = []
     for claimed, outcome in finished:
         verdict = verdicts[claimed.delivery_id]
-        status, body = (outcome.reply.status, outcome.reply.text) if outcome.reply else (None, "")
-        if outcome.error is not None:
-            status, body = outcome.error.status, outcome.error.body
-        error = outcome.error.message[:500] if outcome.error else ""
         rows.append(
             (
                 claimed.attempt_id,
                 outcome.duration_ms,
-                status,
-                (body or "")[: settings.ATTEMPT_BODY_MAX_CHARS],
-                error,
+                outcome.status,
+                (outcome.body or "")[: settings.ATTEMPT_BODY_MAX_CHARS],
+                outcome.error_message[:500],
                 verdict.outcome,
                 stamp(verdict.next_attempt_at),
             )
@@ -594,10 +593,7 @@ def deliveries_sweep() -> SweepResult:
     granted = Site.objects.sendable().filter(leads__deliveries__status=Delivery.Status.HELD).distinct()
     for site in granted[: settings.DELIVERY_SWEEP_BATCH]:
         released += deliveries_release_held(site=site)
-    due = Delivery.objects.filter(
-        Q(status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING], next_attempt_at__lte=now)
-        | Q(status=Delivery.Status.CLAIMED, claimed_until__lt=now)
-    ).exists()
+    due = Delivery.objects.filter(_still_due(now)).exists()
     if due:
         queue.pump_hint(force=True)
     if released or expired:

@@ -352,9 +352,6 @@ class Delivery(models.Model):
     def is_terminal(self) -> bool:
         return self.status in self.TERMINAL_STATUSES
 
-    def lead_must_exist_first(self) -> bool:
-        return self.operation not in CREATING_OPERATIONS
-
 
 class DeliveryAttempt(models.Model):
     """One call to RG, written before the call and completed after it."""

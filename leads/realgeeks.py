@@ -315,6 +315,23 @@ class Outcome:
     error: Optional[RealGeeksError]
     duration_ms: int
 
+    @property
+    def status(self) -> Optional[int]:
+        """RG's HTTP status, or None when no answer came (a timeout, no connection)."""
+        if self.reply is not None:
+            return self.reply.status
+        return self.error.status if self.error is not None else None
+
+    @property
+    def body(self) -> str:
+        if self.reply is not None:
+            return self.reply.text
+        return self.error.body if self.error is not None else ""
+
+    @property
+    def error_message(self) -> str:
+        return self.error.message if self.error is not None else ""
+
 
 class ThreadSender:
     """A thread per call in flight over one pooled requests.Session."""
