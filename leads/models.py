@@ -140,6 +140,14 @@ class Lead(models.Model):
         default=False,
         help_text="First seen in an update or activity: its create reached RG another way; nothing waits for one.",
     )
+    last_sequence = models.PositiveIntegerField(
+        default=0,
+        help_text="The sequence of the lead's latest delivery. Every new delivery takes the next one, and the "
+        "lead's UPDATE checks it, so two pushes of one lead never lose each other's changes.",
+    )
+    activity_count = models.PositiveIntegerField(
+        default=0, help_text="Activities accepted for this lead, all time (LEAD_MAX_ACTIVITIES caps it)."
+    )
     last_status_code = models.PositiveSmallIntegerField(
         null=True, blank=True, help_text="RG's last HTTP status for the delivery behind `status` (list pages)."
     )
@@ -290,6 +298,29 @@ class Delivery(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    api_key = models.ForeignKey(
+        "grants.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The key that pushed it (push API only); Idempotency-Key values are scoped to it.",
+    )
+    request_digest = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of the pushed operation and body: the same push again within PUSH_IDEMPOTENCY_SECONDS "
+        "is a retry, not a new delivery.",
+    )
+    idempotency_key = models.CharField(
+        max_length=255, blank=True, help_text="The push's Idempotency-Key header, if it sent one."
+    )
+    router_destinations = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="The create's X-ROUTER-DESTINATIONS header (which of the site's Destinations get the lead), "
+        "forwarded to RG as sent.",
+    )
     retry_requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -327,7 +358,15 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["lead", "sequence"]
         verbose_name_plural = "deliveries"
-        constraints = [models.UniqueConstraint(fields=["lead", "sequence"], name="delivery_unique_sequence")]
+        constraints = [
+            models.UniqueConstraint(fields=["lead", "sequence"], name="delivery_unique_sequence"),
+            # One delivery per Idempotency-Key and API key; a concurrent duplicate fails here.
+            models.UniqueConstraint(
+                fields=["api_key", "idempotency_key"],
+                name="delivery_unique_idempotency_key",
+                condition=~Q(idempotency_key=""),
+            ),
+        ]
         indexes = [
             # deliveries_sweep: pending/retrying rows that are due and not freshly published.
             models.Index(
