@@ -8,12 +8,13 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import callbacks, dashboard, delivery, ingest, memory, senders, steady
+from bench import callbacks, dashboard, delivery, ingest, ingest_embedded, memory, senders, steady
 from bench.report import Report
 from bench.runner import MODES, Context, context, log, mode_from_environment
 
 BENCHMARKS: dict[str, Callable[[Context], Report]] = {
     "ingest": ingest.run,
+    "ingest-embedded": ingest_embedded.run,
     "callbacks": callbacks.run,
     "senders": senders.run,
     "delivery": delivery.run,

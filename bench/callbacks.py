@@ -17,7 +17,6 @@ from bench import load, web
 from bench.report import Figure, Report, common_configuration, milliseconds, per_second, ratio, statements_markdown
 from bench.runner import REPO_DIR, SITE_UUID, Context, log
 from grants import destination
-from tests.integration.servers import PortalStack
 
 GOAL_RATIO = 0.5
 PROBE_CALLBACKS = 3_000
@@ -32,8 +31,9 @@ def signed_bodies(ctx: Context, env: dict[str, str], count: int, name: str) -> s
     return str(path)
 
 
-def one_callback_statements(ctx: Context, stack: PortalStack, path: str, signed: str) -> str:
-    """The SQL of one new callback: the signed file's last line, which no run reached."""
+def one_callback_request(ctx: Context, path: str, signed: str) -> list[str]:
+    """`Context.statements` arguments for one new callback: the signed file's last line, which no
+    run reached."""
     signature, timestamp, action, body = Path(signed).read_text().splitlines()[-1].split("\t", 3)
     body_file = ctx.workdir / "callback.json"
     body_file.write_text(body)
@@ -45,7 +45,7 @@ def one_callback_statements(ctx: Context, stack: PortalStack, path: str, signed:
     args = ["--method", "POST", "--path", path, "--body-file", str(body_file), "--repeat", "1"]
     for name, value in headers.items():
         args += ["--header", f"{name}: {value}"]
-    return statements_markdown(ctx.statements(stack, *args), what="one new callback", top=20, warm=False)
+    return args
 
 
 def run(ctx: Context) -> Report:
@@ -104,6 +104,9 @@ def run(ctx: Context) -> Report:
                 ratio(got.result.latency_ms[name], base.result.latency_ms[name]),
             )
         )
+    sql = web.statements(ctx, baseline, real, *one_callback_request(ctx, path, signed))
+    for figure in web.per_request_figures(comparison, sql):
+        report.add(figure)
     report.summary = (
         f"The Destination webhook verified, stored and acknowledged **{per_second(got.rate)}** signed callbacks "
         f"(p99 {milliseconds(got.result.latency_ms['p99'])}); the bare view answered {per_second(base.rate)} under "
@@ -128,14 +131,12 @@ def run(ctx: Context) -> Report:
     )
     report.section("Every round", web.rounds_table(comparison))
     report.section("Where the CPU went", web.cpu_table(comparison, "stored callback"))
-    report.section("What one stored callback asks of PostgreSQL", one_callback_statements(ctx, real, path, signed))
-    if report.missed or mode.name == "full":
-        report.section(
-            "Why: profile of the webhook under load",
-            web.profile_under_load(
-                ctx, real, path=path, args=args, what="the gunicorn workers while wrk sent callbacks"
-            ),
-        )
+    report.section(
+        "What one stored callback asks of PostgreSQL",
+        statements_markdown(sql["real"], what="one new callback", top=20, warm=False),
+    )
+    title, what = "Why: profile of the webhook under load", "the gunicorn workers while wrk sent callbacks"
+    web.profile_when_missed(ctx, report, real, path=path, args=args, title=title, what=what)
     real.stop()
     baseline.stop()
     return report

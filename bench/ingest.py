@@ -63,6 +63,10 @@ def run(ctx: Context) -> Report:
                 ratio(got.result.latency_ms[name], base.result.latency_ms[name]),
             )
         )
+    request = ["--method", "POST", "--path", PATH, "--header", f"Authorization: {ctx.basic_auth()}"]
+    sql = web.statements(ctx, baseline, real, *request, "--body-file", str(body_file))
+    for figure in web.per_request_figures(comparison, sql):
+        report.add(figure)
     report.summary = (
         f"The push API accepted **{per_second(got.rate)}** leads with p99 "
         f"{milliseconds(got.result.latency_ms['p99'])}; the bare view answered {per_second(base.rate)} under the "
@@ -82,25 +86,11 @@ def run(ctx: Context) -> Report:
     )
     report.section("Every round", web.rounds_table(comparison))
     report.section("Where the CPU went", web.cpu_table(comparison, "accepted lead"))
-    sql = ctx.statements(
-        real,
-        "--method",
-        "POST",
-        "--path",
-        PATH,
-        "--header",
-        f"Authorization: {ctx.basic_auth()}",
-        "--body-file",
-        str(body_file),
-    )
     report.section(
-        "What one accepted lead asks of PostgreSQL", statements_markdown(sql, what="one accepted lead", top=20)
+        "What one accepted lead asks of PostgreSQL", statements_markdown(sql["real"], what="one accepted lead", top=20)
     )
-    if report.missed or mode.name == "full":
-        report.section(
-            "Why: profile of the push API under load",
-            web.profile_under_load(ctx, real, path=PATH, args=args, what="the gunicorn workers while wrk pushed leads"),
-        )
+    title, what = "Why: profile of the push API under load", "the gunicorn workers while wrk pushed leads"
+    web.profile_when_missed(ctx, report, real, path=PATH, args=args, title=title, what=what)
     real.stop()
     baseline.stop()
     return report

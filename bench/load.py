@@ -38,6 +38,7 @@ class WrkResult:
     errors: dict[str, int]
     latency_ms: dict[str, float]
     wraps: int = 0
+    slow: int = 0  # responses that took slow_ms or longer (post.lua's slow_ms=, one connection per thread)
 
     def count(self, status: int) -> int:
         return self.statuses.get(status, 0)
@@ -87,6 +88,7 @@ def _wrk_parse(output: str, command: Sequence[str]) -> WrkResult:
         errors=data["errors"],
         latency_ms={name: value / 1000 for name, value in data["latency_us"].items()},
         wraps=data.get("wraps", 0),
+        slow=data.get("slow", 0),
     )
 
 

@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -173,8 +174,7 @@ class Pipeline:
         straight from the file (SQLite, whose readers never block its writer in WAL mode)."""
         if self.sqlite_path is None:
             return ctx.observe(self.database, query)
-        with contextlib.closing(sqlite3.connect(self.sqlite_path, timeout=30)) as conn:
-            return list(conn.execute(query).fetchall())
+        return sqlite_rows(self.sqlite_path, query)
 
     def count(self, ctx: Context, query: str) -> int:
         return int(self.rows(ctx, query)[0][0])
@@ -205,23 +205,37 @@ def pipeline_start(ctx: Context, name: str, *, latency_ms: float, engine: Engine
     return Pipeline(name, portal, standin, engine, partner_slug=ctx.creds.partner_slug)
 
 
-def embedded_pipeline_start(ctx: Context, name: str, *, latency_ms: float) -> Pipeline:
-    """The embedded default (`make run`): PORTAL_ENV=development, no DATABASE_URL (SQLite under a
-    fresh var dir), no CELERY_BROKER_URL (kombu's filesystem broker there), no DELIVERY_* or
-    CELERY_CONCURRENCY, with the bench partner and site set up in it."""
-    standin = standin_start(ctx, name, latency_ms=latency_ms)
+def sqlite_rows(path: Path, query: str) -> list[tuple[Any, ...]]:
+    """Rows of a query on a SQLite file (in WAL mode a reader never blocks the portal's writer)."""
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+        return list(conn.execute(query).fetchall())
+
+
+def embedded_stack(ctx: Context, name: str, *, env: Optional[dict[str, str]] = None) -> PortalStack:
+    """A portal stack on the embedded default, nothing started: PORTAL_ENV=development with none
+    of the variables `make run` leaves unset (DATABASE_URL, CELERY_BROKER_URL, DELIVERY_*,
+    CELERY_CONCURRENCY, GUNICORN_WORKERS, ...), so SQLite and the filesystem broker live in its var
+    dir and gunicorn.conf.py and the Procfile use their own defaults. `env` is added last."""
     portal = servers.PortalStack(
         database_url="",
         broker_url="",
         root=ctx.workdir / name,
         options=servers.StackOptions(web=False, worker=False),
-        extra_env={"REALGEEKS_API_URL": standin.api_url},
     )
-    for variable in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_CONCURRENCY", "WORKER_HEARTBEAT_SECONDS"):
-        portal.env.pop(variable, None)
-    for variable in [v for v in portal.env if v.startswith("DELIVERY_")]:
+    unset = {"DATABASE_URL", "CELERY_BROKER_URL", "CELERY_CONCURRENCY", "WORKER_HEARTBEAT_SECONDS"}
+    unset |= {"GUNICORN_WORKERS", "GUNICORN_THREADS", "GUNICORN_TIMEOUT"}
+    for variable in [v for v in portal.env if v in unset or v.startswith("DELIVERY_")]:
         portal.env.pop(variable)
+    portal.env.update(env or {})
     ctx.stacks.append(portal)
+    return portal
+
+
+def embedded_pipeline_start(ctx: Context, name: str, *, latency_ms: float) -> Pipeline:
+    """The embedded default (`make run`, see `embedded_stack`) delivering to the stand-in, with the
+    bench partner and site set up in it."""
+    standin = standin_start(ctx, name, latency_ms=latency_ms)
+    portal = embedded_stack(ctx, name, env={"REALGEEKS_API_URL": standin.api_url})
     log(f"{name}: preparing SQLite in {portal.var_dir} (migrate, bench partner, granted site)")
     portal.manage("migrate", "--noinput")
     creds = ctx.creds
@@ -237,16 +251,26 @@ def workers_start(ctx: Context, pipeline: Pipeline) -> servers.ManagedProcess:
     portal = pipeline.portal
     if pipeline.beat and "beat" not in portal.processes:
         portal.start_beat(timeout=90)
-    command = servers.procfile_commands()["worker"]
     pipeline.started += 1
     name = f"worker{pipeline.started}"
+    args: list[str] = []
     if pipeline.engine is not None:
         log(f"{pipeline.name}: starting the worker: {pipeline.engine.describe()}")
         # As PortalStack.start_worker adds them; the embedded default leaves both to the Procfile.
         args = ["--hostname", f"{name}@%h", "--pool", "prefork", "--concurrency", str(pipeline.engine.pumps)]
-        command = f"{command} {shlex.join(args)}"
     else:
-        log(f"{pipeline.name}: starting the worker as the Procfile has it: {command}")
+        log(f"{pipeline.name}: starting the worker as the Procfile has it: {servers.procfile_commands()['worker']}")
+    process = procfile_worker_start(portal, name, args)
+    pipeline.workers.append(process)
+    return process
+
+
+def procfile_worker_start(portal: PortalStack, name: str, args: Sequence[str] = ()) -> servers.ManagedProcess:
+    """The Procfile's worker line, with `args` added, in the portal's environment; returns as soon
+    as it logs that it is ready (polled every 50 ms: it starts delivering at once)."""
+    command = servers.procfile_commands()["worker"]
+    if args:
+        command = f"{command} {shlex.join(args)}"
     process = servers.ManagedProcess(
         name, ["/bin/sh", "-c", f"exec {command}"], log_path=portal.root / f"{name}.log", env=portal.env, cwd=REPO_DIR
     )
@@ -258,7 +282,6 @@ def workers_start(ctx: Context, pipeline: Pipeline) -> servers.ManagedProcess:
         return " ready." in process.log_text()
 
     servers.wait_for(ready, timeout=90, what=f"{name} to log 'ready.'", interval=0.05)
-    pipeline.workers.append(process)
     return process
 
 

@@ -344,8 +344,7 @@ class Context:
 
     def basic_auth(self) -> str:
         """The push API's Authorization header for the bench partner's key."""
-        token = base64.b64encode(f"{self.creds.key_id}:{self.creds.key_secret}".encode()).decode()
-        return f"Basic {token}"
+        return basic_auth(self.creds.key_id, self.creds.key_secret)
 
 
 @contextlib.contextmanager
@@ -364,6 +363,11 @@ def context(mode: Mode) -> Iterator[Context]:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             log(f"stopped early; the processes' logs are kept in {workdir}")
+
+
+def basic_auth(key_id: str, secret: str) -> str:
+    """The push API's Authorization header for an API key."""
+    return "Basic " + base64.b64encode(f"{key_id}:{secret}".encode()).decode()
 
 
 def bench_partner_add(stack: Any, creds: Any) -> str:

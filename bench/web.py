@@ -4,11 +4,12 @@ time, baseline and real alternating round by round, and the median round counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Optional
 
 from bench import load
-from bench.report import milliseconds, per_second, table
+from bench.report import Figure, Report, milliseconds, per_second, ratio, table
 from bench.runner import Context, log
 from tests.integration.servers import PortalStack
 
@@ -18,10 +19,20 @@ class Round:
     result: load.WrkResult
     cpu: load.CpuUse
     status: int
+    warmup: load.WrkResult
 
     @property
     def rate(self) -> float:
         return self.result.rate(self.status)
+
+    def cpu_ms(self, name: str) -> float:
+        """CPU milliseconds per answer with `status` of one process tree."""
+        return 1000 * self.cpu.cores[name] / self.rate if self.rate else 0.0
+
+    @property
+    def total_cpu_ms(self) -> float:
+        """CPU milliseconds per answer with `status`, every metered process tree together."""
+        return sum(self.cpu_ms(name) for name in self.cpu.cores)
 
 
 @dataclass
@@ -58,24 +69,37 @@ def _args(args: Args) -> Sequence[str]:
     return args() if callable(args) else args
 
 
-def measure(ctx: Context, stack: PortalStack, *, path: str, args: Args, status: int) -> Round:
-    """A warm-up run, then a measured one with the CPU used by the server, PostgreSQL and Redis."""
+# Process trees metered beside the server's gunicorn, by name.
+Trees = Mapping[str, Sequence[int]]
+
+
+def measure(
+    ctx: Context,
+    stack: PortalStack,
+    *,
+    path: str,
+    args: Args,
+    status: int,
+    clients: Optional[int] = None,
+    others: Optional[Trees] = None,
+) -> Round:
+    """A warm-up run, then a measured one with the CPU used by the server and `others`
+    (PostgreSQL and Redis unless given). wrk opens `connections(ctx)` connections on one thread,
+    or with `clients` that many connections on as many threads, one each (so post.lua can time
+    each request: its slow_ms= needs that)."""
     url = stack.base_url + path
-    load.wrk(url, connections=connections(ctx), seconds=ctx.mode.warmup_seconds, args=_args(args))
-    assert ctx.postgres is not None and ctx.postgres.process is not None
-    assert ctx.redis is not None and ctx.redis.process is not None
-    meter = load.CpuMeter(
-        {
-            "gunicorn": [stack.processes["web"].pid],
-            "PostgreSQL": [ctx.postgres.process.pid],
-            "Redis": [ctx.redis.process.pid],
-        }
-    ).start()
-    result = load.wrk(url, connections=connections(ctx), seconds=ctx.mode.http_seconds, args=_args(args))
+    shape = {"connections": clients, "threads": clients} if clients else {"connections": connections(ctx), "threads": 1}
+    warmup = load.wrk(url, seconds=ctx.mode.warmup_seconds, args=_args(args), **shape)
+    if others is None:
+        assert ctx.postgres is not None and ctx.postgres.process is not None
+        assert ctx.redis is not None and ctx.redis.process is not None
+        others = {"PostgreSQL": [ctx.postgres.process.pid], "Redis": [ctx.redis.process.pid]}
+    meter = load.CpuMeter({"gunicorn": [stack.processes["web"].pid], **others}).start()
+    result = load.wrk(url, seconds=ctx.mode.http_seconds, args=_args(args), **shape)
     cpu = meter.stop()
     if result.count(status) == 0:
         raise RuntimeError(f"no {status} answers from {url}: {result.describe()}\n{stack.describe()}")
-    return Round(result, cpu, status)
+    return Round(result, cpu, status, warmup)
 
 
 def compare(
@@ -87,14 +111,50 @@ def compare(
     path: str,
     args: Args,
     real_status: int,
+    clients: Optional[int] = None,
+    others: Optional[Trees] = None,
+    settle: Optional[Callable[[], None]] = None,
 ) -> Comparison:
+    """Baseline and real rounds in turn (see `measure` for `clients` and `others`); `settle`, when
+    given, runs before each round (to let background work finish, so no round inherits it)."""
     comparison = Comparison()
     rounds = ctx.mode.rounds
     for number in range(1, rounds + 1):
         for which, stack, status in (("baseline", baseline, 201), ("real", real, real_status)):
+            if settle is not None:
+                settle()
             log(f"{name}: round {number}/{rounds}, {which}, {ctx.mode.http_seconds} s")
-            comparison.rounds[which].append(measure(ctx, stack, path=path, args=args, status=status))
+            comparison.rounds[which].append(
+                measure(ctx, stack, path=path, args=args, status=status, clients=clients, others=others)
+            )
     return comparison
+
+
+def statements(ctx: Context, baseline: PortalStack, real: PortalStack, *args: str) -> dict[str, dict[str, Any]]:
+    """The SQL of one request (`Context.statements` ARGS) on each server, keyed "baseline" and "real"."""
+    return {which: ctx.statements(stack, *args) for which, stack in (("baseline", baseline), ("real", real))}
+
+
+def per_request_figures(comparison: Comparison, sql: Mapping[str, dict[str, Any]]) -> list[Figure]:
+    """CPU ms and SQL statements per request, real beside the baseline: the CPU of the median
+    rounds, every metered process tree together; the statements of one request on each server
+    (`statements`)."""
+    base, real = comparison.baseline, comparison.real
+    base_sql, real_sql = (len(sql[which]["statements"]) for which in ("baseline", "real"))
+    return [
+        Figure(
+            "CPU ms per request (the server and the processes metered with it)",
+            f"{real.total_cpu_ms:.2f}",
+            f"{base.total_cpu_ms:.2f}",
+            ratio(real.total_cpu_ms, base.total_cpu_ms),
+        ),
+        Figure(
+            "SQL statements per request (one request, in-process)",
+            str(real_sql),
+            str(base_sql),
+            ratio(real_sql, base_sql) if base_sql else None,
+        ),
+    ]
 
 
 def rounds_table(comparison: Comparison) -> str:
@@ -117,17 +177,13 @@ def cpu_table(comparison: Comparison, unit: str) -> str:
     """Cores and CPU milliseconds per request of each process tree, baseline against real, and
     what that cost per request means for this machine."""
     base, real = comparison.baseline, comparison.real
-
-    def per_request(r: Round, name: str) -> float:
-        return 1000 * r.cpu.cores[name] / r.rate if r.rate else 0.0
-
     rows = [
         [
             name,
             f"{base.cpu.cores[name]:.2f}",
             f"{real.cpu.cores[name]:.2f} ({real.cpu.kernel[name]:.2f})",
-            f"{per_request(base, name):.2f}",
-            f"{per_request(real, name):.2f}",
+            f"{base.cpu_ms(name):.2f}",
+            f"{real.cpu_ms(name):.2f}",
         ]
         for name in real.cpu.cores
     ]
@@ -140,8 +196,7 @@ def cpu_table(comparison: Comparison, unit: str) -> str:
         "CPU ms per request, baseline",
         "CPU ms per request, real",
     ]
-    real_ms = sum(per_request(real, name) for name in real.cpu.cores)
-    base_ms = sum(per_request(base, name) for name in base.cpu.cores)
+    real_ms, base_ms = real.total_cpu_ms, base.total_cpu_ms
     return (
         f"Median rounds. Cores used, out of {real.cpu.machine_cores:.0f}; CPU ms per request = cores / rate.\n\n"
         + table(headers, rows)
@@ -155,6 +210,14 @@ def cpu_table(comparison: Comparison, unit: str) -> str:
             else ""
         )
     )
+
+
+def profile_when_missed(
+    ctx: Context, report: Report, stack: PortalStack, *, path: str, args: Args, title: str, what: str
+) -> None:
+    """The profile under load as a section of `report`, when a figure missed its goal or in full mode."""
+    if report.missed or ctx.mode.name == "full":
+        report.section(title, profile_under_load(ctx, stack, path=path, args=args, what=what))
 
 
 def profile_under_load(ctx: Context, stack: PortalStack, *, path: str, args: Args, what: str) -> str:

@@ -1,21 +1,38 @@
 """DRF authentication with a portal API key over HTTP Basic (key id as username, secret as password).
 
 `request.auth` is the ApiKey, and through it the partner every query is scoped to.
+
+Two things keep it cheap and safe on the push API's hot path:
+- A key, found by its id, is kept in this process for API_KEY_CACHE_SECONDS, so most requests
+  run no query for it. The secret is still checked on every request, in constant time. A
+  revoked key or a deactivated partner stops working in this process at once (signals below)
+  and in every other within API_KEY_CACHE_SECONDS.
+- Failed attempts are counted per client address in the shared cache (DRF's throttle history):
+  past API_KEY_FAILURES_PER_MINUTE the address gets 429 with Retry-After, even for a right
+  secret, so guessing cannot go on. One warning is logged when an address is blocked, not one
+  per request.
 """
 
 import base64
 import binascii
+import logging
+import time
 from datetime import timedelta
 from typing import Any, Optional
 
+from django.conf import settings
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
 
-from grants.models import ApiKey
+from grants.models import ApiKey, Partner
+
+logger = logging.getLogger(__name__)
 
 # Writing last_used_at on every request would make each push two writes; a few minutes of
 # precision is all staff need to spot an unused key.
@@ -46,15 +63,99 @@ class ApiKeyAuthentication(BaseAuthentication):
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
             return None
-        key_id, secret = _basic_credentials(encoded.strip())
-        key = ApiKey.objects.authenticate(key_id, secret)
-        if key is None:
-            raise exceptions.AuthenticationFailed("Invalid API key.")
+        if _blocked:
+            _refuse_if_blocked(FailedKeyThrottle().get_ident(request))
+        try:
+            key_id, secret = _basic_credentials(encoded.strip())
+            key = _usable_key(key_id)
+            if key is None or not key.secret_matches(secret):
+                raise exceptions.AuthenticationFailed("Invalid API key.")
+        except exceptions.AuthenticationFailed:
+            failures = FailedKeyThrottle()
+            if not failures.allow_request(request, None):  # type: ignore[arg-type]  # no view here
+                _block(failures.get_ident(request), max(failures.wait() or 60.0, 1.0))
+            raise
         _touch(key)
         return ApiKeyUser(key), key
 
     def authenticate_header(self, request: Request) -> str:
         return f'Basic realm="{self.www_authenticate_realm}"'
+
+
+class FailedKeyThrottle(SimpleRateThrottle):
+    """Failed API-key attempts per client address (REMOTE_ADDR, or X-Forwarded-For behind
+    REST_FRAMEWORK's NUM_PROXIES), in the default cache so every process counts together."""
+
+    scope = "api_key_failures"
+
+    def get_rate(self) -> str:
+        return f"{settings.API_KEY_FAILURES_PER_MINUTE}/min"
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+# Per process: key id -> (monotonic expiry, the usable key with its partner); and client
+# address -> monotonic time its block ends. Only keys that exist are kept, so neither can be
+# grown by a caller inventing key ids; blocks are pruned when there are many.
+_keys: dict[str, tuple[float, ApiKey]] = {}
+_blocked: dict[str, float] = {}
+_BLOCKED_PRUNE_AT = 10_000
+
+
+def _usable_key(key_id: str) -> Optional[ApiKey]:
+    now = time.monotonic()
+    cached = _keys.get(key_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    key = ApiKey.objects.usable_by_id(key_id)
+    if key is None:
+        _keys.pop(key_id, None)
+    elif settings.API_KEY_CACHE_SECONDS > 0:
+        _keys[key_id] = (now + settings.API_KEY_CACHE_SECONDS, key)
+    return key
+
+
+def keys_forget(**kwargs: Any) -> None:
+    """Drop this process's cached keys (a key or partner changed). Other processes follow
+    within API_KEY_CACHE_SECONDS."""
+    _keys.clear()
+
+
+for _model in (ApiKey, Partner):
+    post_save.connect(keys_forget, sender=_model, dispatch_uid=f"grants.keys_forget.save.{_model.__name__}")
+    post_delete.connect(keys_forget, sender=_model, dispatch_uid=f"grants.keys_forget.delete.{_model.__name__}")
+
+
+def _refuse_if_blocked(address: str) -> None:
+    until = _blocked.get(address)
+    if until is None:
+        return
+    remaining = until - time.monotonic()
+    if remaining > 0:
+        raise exceptions.Throttled(wait=remaining, detail="Too many failed API key attempts from this address.")
+    del _blocked[address]
+
+
+def _block(address: str, seconds: float) -> None:
+    if len(_blocked) >= _BLOCKED_PRUNE_AT:
+        now = time.monotonic()
+        for stale in [a for a, until in _blocked.items() if until <= now]:
+            del _blocked[stale]
+    _blocked[address] = time.monotonic() + seconds
+    logger.warning(
+        "API key failures from %s passed %s a minute: refused for %.0f s",
+        address,
+        settings.API_KEY_FAILURES_PER_MINUTE,
+        seconds,
+    )
+    raise exceptions.Throttled(wait=seconds, detail="Too many failed API key attempts from this address.")
+
+
+def api_keys_reset() -> None:
+    """Forget cached keys and blocked addresses (tests)."""
+    _keys.clear()
+    _blocked.clear()
 
 
 def _basic_credentials(encoded: str) -> tuple[str, str]:
@@ -75,6 +176,7 @@ def _touch(key: ApiKey) -> None:
         return  # fresh enough: no write, and no query
     stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_PRECISION)
     ApiKey.objects.filter(stale, pk=key.pk).update(last_used_at=now)
+    key.last_used_at = now  # the cached copy too, or it would write on every request
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):

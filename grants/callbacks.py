@@ -1,29 +1,57 @@
-"""Destination callbacks: store once, process in a worker, record failures, reprocess on demand."""
+"""Destination callbacks: store once, process in a worker, record failures, reprocess on demand.
 
+Storing is the webhook's whole job: one INSERT, then a hint. Processing happens in batches: a
+hint asks a worker to process every received callback (webhook_events_process), so one hint
+serves every callback stored meanwhile, and the requeue beat asks again for anything a lost hint
+or a dead worker left behind.
+"""
+
+import functools
 import hashlib
 import json
 import logging
+import math
+import threading
+import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Optional
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Field
 from django.utils import timezone
 
 from grants import destination, inbound
 from grants.destination import CallbackProblem
-from grants.models import Partner, Site, WebhookEvent, WebhookRejection
+from grants.models import Site, WebhookEvent, WebhookRejection
 from grants.services import site_grant, site_revoke
 
 logger = logging.getLogger(__name__)
 
-# An event still waiting this long after it arrived lost its broker message; the beat task
-# enqueues it again (a duplicate message is harmless: processing claims the row first).
+# An event still waiting this long after it arrived lost its hint (or the broker was down); the
+# beat task asks again (a second run is harmless: processing claims the rows first).
 REQUEUE_AFTER = timedelta(minutes=2)
 # A claim older than this belongs to a worker that died; well above CELERY_TASK_TIME_LIMIT.
 CLAIM_TIMEOUT = timedelta(minutes=10)
-REQUEUE_BATCH = 500
+# A web process publishes at most one hint per HINT_INTERVAL, and a processing run lasts at least
+# that long, so the run the last hint started finds what a throttled hint would have asked for.
+HINT_INTERVAL = 0.1
+# Events one run claims at a time: a worker that dies leaves at most these for the requeue.
+PROCESS_BATCH = 100
+# A run stops claiming after this long and asks for another run if work remains, so it shares
+# the worker with other tasks and stays far inside CELERY_TASK_SOFT_TIME_LIMIT.
+PROCESS_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Received:
+    """What the webhook answers from: whether the body was a JSON object, and the stored
+    event's id (None when the same request had been stored before: a replay)."""
+
+    is_valid: bool
+    event_id: Optional[int]
 
 
 def _decode(body: bytes) -> Optional[dict[str, Any]]:
@@ -35,22 +63,9 @@ def _decode(body: bytes) -> Optional[dict[str, Any]]:
     return decoded if isinstance(decoded, dict) else None
 
 
-def _enqueue(event_id: int) -> None:
-    from grants import tasks  # tasks import this module's services
-
-    tasks.webhook_event_process.delay(event_id)
-
-
-def _enqueue_on_commit(event_id: int) -> None:
-    # robust: a broker that is down must not turn RG's 200 into a 500 after the row is stored;
-    # the webhook_events_requeue beat task sends it later. (A lambda, not a partial: Django's
-    # error log for a robust callback reads its __qualname__.)
-    transaction.on_commit(lambda: _enqueue(event_id), robust=True)
-
-
-def webhook_rejection_record(*, partner: Partner, reason: str, remote_addr: str = "") -> None:
+def webhook_rejection_record(*, partner_id: int, reason: str, remote_addr: str = "") -> None:
     """Count a refused callback for staff. Nothing of its body is kept."""
-    rejection, _ = WebhookRejection.objects.get_or_create(partner=partner)
+    rejection, _ = WebhookRejection.objects.get_or_create(partner_id=partner_id)
     WebhookRejection.objects.filter(pk=rejection.pk).update(
         count=F("count") + 1,
         last_reason=destination.clean_text(reason, 200),
@@ -59,62 +74,145 @@ def webhook_rejection_record(*, partner: Partner, reason: str, remote_addr: str 
     )
 
 
-@transaction.atomic
 def webhook_event_receive(
-    *, partner: Partner, body: bytes, headers: Mapping[str, str], remote_addr: str = ""
-) -> WebhookEvent:
-    """Store a verified callback once and queue its processing.
+    *, partner_id: int, body: bytes, headers: Mapping[str, str], remote_addr: str = ""
+) -> Received:
+    """Store a verified callback once and ask for its processing.
 
-    The same partner, action and body again returns the stored event; if its processing had
-    failed, it is queued again. A body that is not a JSON object is stored as invalid and not
-    queued. `headers` must be case-insensitive (Django's `request.headers`).
+    One INSERT and no transaction of its own: called in autocommit (the webhook), the row is
+    committed when this returns. The same partner, action and body again stores nothing (the
+    unique key says so, no read first); only then is the stored event touched: if its processing
+    had failed, it is processed again. A body that is not a JSON object is stored as invalid and
+    not processed. `headers` must be case-insensitive (Django's `request.headers`).
     """
     decoded = _decode(body)
     envelope = destination.read_envelope(headers.get(destination.ACTION_HEADER, ""), decoded)
     digest = hashlib.sha256(body).hexdigest()
-    existing = WebhookEvent.objects.filter(partner=partner, action=envelope.action, body_sha256=digest).first()
-    if existing is not None:
-        return _replayed(existing)
-
     timestamp_raw = destination.clean_text(headers.get(destination.TIMESTAMP_HEADER, ""), 64)
     timestamp = destination.parse_timestamp(timestamp_raw)
-    event = WebhookEvent(
-        partner=partner,
-        remote_addr=destination.clean_text(remote_addr, 45),
-        action=envelope.action,
-        body=body,
-        body_sha256=digest,
-        headers=destination.redact_headers(headers),
-        timestamp_raw=timestamp_raw,
-        timestamp=timestamp.at if timestamp else None,
-        timestamp_ns=timestamp.ns if timestamp else None,
-        site_uuid=envelope.site_uuid,
-        lead_id=envelope.lead_id,
-        is_valid=decoded is not None,
-        state=WebhookEvent.State.RECEIVED if decoded is not None else WebhookEvent.State.INVALID,
-        error="" if decoded is not None else "The body is not a JSON object.",
+    event_id = _insert_unless_stored(
+        {
+            "partner_id": partner_id,
+            "remote_addr": destination.clean_text(remote_addr, 45),
+            "action": envelope.action,
+            "body": body,
+            "body_sha256": digest,
+            "headers": destination.redact_headers(headers),
+            "timestamp_raw": timestamp_raw,
+            "timestamp": timestamp.at if timestamp else None,
+            "timestamp_ns": timestamp.ns if timestamp else None,
+            "site_uuid": envelope.site_uuid,
+            "lead_id": envelope.lead_id,
+            "is_valid": decoded is not None,
+            "state": WebhookEvent.State.RECEIVED if decoded is not None else WebhookEvent.State.INVALID,
+            "error": "" if decoded is not None else "The body is not a JSON object.",
+        }
     )
+    if event_id is None:
+        _replayed(partner_id=partner_id, action=envelope.action, digest=digest)
+    elif decoded is not None:
+        transaction.on_commit(webhook_events_hint)
+    return Received(is_valid=decoded is not None, event_id=event_id)
+
+
+def _insert_unless_stored(values: Mapping[str, Any]) -> Optional[int]:
+    """INSERT a WebhookEvent of `values` (by attribute name; the model's defaults fill the rest)
+    unless its unique key finds one stored: the new id, or None.
+
+    Raw SQL because the ORM has no INSERT ... ON CONFLICT DO NOTHING RETURNING, and its
+    `bulk_create(ignore_conflicts=True)` does not say whether a row went in. The fields adapt the
+    values, so this works on PostgreSQL and SQLite (3.35+) alike.
+    """
+    params = [
+        field.get_db_prep_value(values[field.attname] if field.attname in values else field.get_default(), connection)
+        for field in _inserted_fields()
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_statement(), params)
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+@functools.cache
+def _inserted_fields() -> tuple["Field[Any, Any]", ...]:
+    return tuple(field for field in WebhookEvent._meta.concrete_fields if not field.primary_key)
+
+
+@functools.cache
+def _insert_statement() -> str:
+    meta = WebhookEvent._meta
+    quote = connection.ops.quote_name
+    (unique,) = (c for c in meta.total_unique_constraints if c.name == "webhook_event_unique_body")
+    column_of = {field.name: field.column for field in _inserted_fields()}
+    columns = ", ".join(quote(column) for column in column_of.values())
+    key = ", ".join(quote(column_of[name]) for name in unique.fields)
+    placeholders = ", ".join(["%s"] * len(_inserted_fields()))
+    # Only the model's own names are formatted in, never input (hence the noqa).
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT ({key}) DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
+
+
+def _replayed(*, partner_id: int, action: str, digest: str) -> None:
+    """The same request again: if the stored event's processing failed, it goes round again."""
+    stored = WebhookEvent.objects.filter(partner_id=partner_id, action=action, body_sha256=digest)
+    if stored.filter(state=WebhookEvent.State.FAILED).update(state=WebhookEvent.State.RECEIVED):
+        transaction.on_commit(webhook_events_hint)
+
+
+class _Throttle:
+    """At most one go per interval, and one at a time, across this process's threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = -math.inf
+        self._going = False
+
+    def start(self, interval: float, *, force: bool = False) -> bool:
+        with self._lock:
+            now = time.monotonic()
+            if self._going or (not force and now - self._last < interval):
+                return False
+            self._last, self._going = now, True
+            return True
+
+    def done(self) -> None:
+        with self._lock:
+            self._going = False
+
+
+_hints = _Throttle()
+
+
+def _hint_interval() -> float:
+    # Eager tasks (the tests) run inline at each hint: there is no later run to cover for.
+    return 0.0 if settings.CELERY_TASK_ALWAYS_EAGER else HINT_INTERVAL
+
+
+def webhook_events_hint(*, force: bool = False) -> bool:
+    """Ask a worker to process every received callback; whether it asked.
+
+    It does not when this process asked less than HINT_INTERVAL ago (unless `force`) or is asking
+    right now: the run that hint starts lasts long enough to find this callback too (see
+    webhook_events_process), unless the publish returned more than HINT_INTERVAL after its message
+    arrived; then the requeue beat asks, minutes later. One publish at a time keeps a broker that
+    does not answer from holding every request thread for its connection timeout. Never raises:
+    with the broker down the callbacks stay received, RG still gets its 200, and the requeue beat
+    asks again.
+    """
+    from grants import tasks  # tasks import this module's services
+
+    if not _hints.start(_hint_interval(), force=force):
+        return False
     try:
-        with transaction.atomic():
-            event.save()
-    except IntegrityError:
-        # The same request arrived twice at once and the other copy was stored first.
-        return _replayed(
-            WebhookEvent.objects.get(partner=partner, action=envelope.action, body_sha256=digest),
-        )
-    if event.is_valid:
-        _enqueue_on_commit(event.pk)
-    return event
-
-
-def _replayed(event: WebhookEvent) -> WebhookEvent:
-    changed = WebhookEvent.objects.filter(pk=event.pk, state=WebhookEvent.State.FAILED).update(
-        state=WebhookEvent.State.RECEIVED
-    )
-    if changed:
-        event.refresh_from_db()
-        _enqueue_on_commit(event.pk)
-    return event
+        tasks.webhook_events_process.delay()
+    except Exception as exc:  # any broker failure: see the docstring
+        logger.warning("could not ask for callback processing (%s); the requeue beat will", type(exc).__name__)
+        return False
+    finally:
+        _hints.done()
+    return True
 
 
 @transaction.atomic
@@ -131,37 +229,87 @@ def webhook_event_reprocess(*, event: WebhookEvent) -> WebhookEvent:
         .update(state=WebhookEvent.State.RECEIVED)
     )
     if changed:
-        _enqueue_on_commit(event.pk)
+        # Forced: staff are waiting for the answer, not sharing a hint with a burst of callbacks.
+        transaction.on_commit(lambda: webhook_events_hint(force=True))
     event.refresh_from_db()
     return event
 
 
 def webhook_events_requeue() -> int:
-    """Queue again the events whose broker message was lost or whose worker died; returns how many."""
+    """Ask again for the events a lost hint left received or a dead worker left claimed; how many."""
     now = timezone.now()
-    stuck = WebhookEvent.objects.stuck(received_before=now - REQUEUE_AFTER, claimed_before=now - CLAIM_TIMEOUT)
-    ids = list(stuck.order_by("received_at").values_list("pk", flat=True)[:REQUEUE_BATCH])
-    # A dead worker's claim is released, so the next claim can succeed.
-    WebhookEvent.objects.filter(
-        pk__in=ids, state=WebhookEvent.State.PROCESSING, claimed_at__lt=now - CLAIM_TIMEOUT
-    ).update(state=WebhookEvent.State.RECEIVED)
-    for event_id in ids:
-        _enqueue_on_commit(event_id)
-    return len(ids)
+    stuck = WebhookEvent.objects.stuck(received_before=now - REQUEUE_AFTER, claimed_before=now - CLAIM_TIMEOUT).count()
+    if stuck:
+        # A dead worker's claim is released, so the next run can claim the event.
+        WebhookEvent.objects.filter(state=WebhookEvent.State.PROCESSING, claimed_at__lt=now - CLAIM_TIMEOUT).update(
+            state=WebhookEvent.State.RECEIVED
+        )
+        webhook_events_hint(force=True)
+    return stuck
 
 
-def webhook_event_process(*, event_id: int) -> Optional[WebhookEvent]:
-    """Claim and process one stored callback; None when another worker has it or it is done.
+def webhook_events_process(*, budget_seconds: float = PROCESS_SECONDS) -> int:
+    """Process every received callback, a claimed batch at a time, until none is left; how many.
 
-    A failure is recorded on the event (state failed, error, attempts), never raised: RG has
-    already been answered, and staff reprocess from the record.
+    Each batch is claimed first (a conditional UPDATE), so runs in many workers never process one
+    event twice. The run lasts at least the hint interval, looking once more at its end: a
+    callback whose hint was throttled was stored after the hint that started this run, and
+    before that look. Out of budget with work left, it asks for another run instead.
     """
-    claimed = WebhookEvent.objects.filter(pk=event_id, state=WebhookEvent.State.RECEIVED).update(
-        state=WebhookEvent.State.PROCESSING, claimed_at=timezone.now(), attempts=F("attempts") + 1
+    started = time.monotonic()
+    last_look = started + _hint_interval()
+    processed = 0
+    while True:
+        claimed = _claim_received(PROCESS_BATCH)
+        for event in claimed:
+            _process_claimed(event)
+        processed += len(claimed)
+        now = time.monotonic()
+        if claimed:
+            if now - started >= budget_seconds:
+                webhook_events_hint(force=True)
+                return processed
+        elif now >= last_look:
+            return processed
+        else:
+            time.sleep(last_look - now)
+
+
+def _claim_received(limit: int) -> list[WebhookEvent]:
+    """Claim up to `limit` received events, oldest first, for this run alone; them, oldest first.
+
+    On PostgreSQL the pick skips rows another run is claiming at that moment (SKIP LOCKED); the
+    UPDATE re-checks the state either way, and SQLite runs one writer at a time. The pick is a
+    CTE because PostgreSQL runs a CTE once: a LIMIT in an `IN (SELECT ...)` may be run again for
+    each row the UPDATE looks at, and then claim far more than `limit`.
+    """
+    table = WebhookEvent._meta.db_table
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    received, processing = WebhookEvent.State.RECEIVED.value, WebhookEvent.State.PROCESSING.value
+    with connection.cursor() as cursor:
+        # Only the model's table name and this module's constants are formatted in (hence the noqa).
+        cursor.execute(
+            f"WITH picked AS (SELECT id FROM {table} WHERE state = %s ORDER BY received_at LIMIT %s{lock})"  # noqa: S608
+            f" UPDATE {table} SET state = %s, claimed_at = %s, attempts = attempts + 1"
+            " WHERE state = %s AND id IN (SELECT id FROM picked) RETURNING id",
+            [received, limit, processing, connection.ops.adapt_datetimefield_value(timezone.now()), received],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
+        return []
+    # The partner's secrets are for talking to RG, not for processing: not decrypted here.
+    events = WebhookEvent.objects.select_related("partner").defer(
+        "partner__rg_password", "partner__webhook_secrets_encrypted"
     )
-    if not claimed:
-        return None
-    event = WebhookEvent.objects.select_related("partner").get(pk=event_id)
+    return list(events.filter(pk__in=ids).order_by("received_at", "pk"))
+
+
+def _process_claimed(event: WebhookEvent) -> None:
+    """Process one event this run claimed.
+
+    A failure is recorded on the event (state failed, error), never raised: RG has already been
+    answered, and staff reprocess from the record.
+    """
     try:
         with transaction.atomic():
             state, note = _apply(event)
@@ -171,8 +319,6 @@ def webhook_event_process(*, event_id: int) -> Optional[WebhookEvent]:
         WebhookEvent.objects.filter(pk=event.pk).update(
             state=WebhookEvent.State.FAILED, error=_describe(exc), processed_at=None
         )
-    event.refresh_from_db()
-    return event
 
 
 def _describe(exc: Exception) -> str:

@@ -88,9 +88,9 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def usable(self) -> "ApiKeyQuerySet":
         return self.filter(revoked_at__isnull=True, partner__is_active=True)
 
-    def authenticate(self, key_id: str, secret: str) -> Optional["ApiKey"]:
-        """The usable key with this id and secret, or None. Compares in constant time."""
-        key = (
+    def usable_by_id(self, key_id: str) -> Optional["ApiKey"]:
+        """The usable key with this id and its partner, secret unchecked (see `secret_matches`)."""
+        return (
             self.usable()
             .select_related("partner")
             # The partner's secrets are for workers talking to RG; decrypting them (an HMAC and
@@ -99,9 +99,11 @@ class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
             .filter(key_id=key_id)
             .first()
         )
-        if key is None or not hmac.compare_digest(key.secret_hash, _hash_secret(secret)):
-            return None
-        return key
+
+    def authenticate(self, key_id: str, secret: str) -> Optional["ApiKey"]:
+        """The usable key with this id and secret, or None."""
+        key = self.usable_by_id(key_id)
+        return key if key is not None and key.secret_matches(secret) else None
 
 
 class ApiKey(models.Model):
@@ -135,6 +137,10 @@ class ApiKey(models.Model):
     @property
     def is_revoked(self) -> bool:
         return self.revoked_at is not None
+
+    def secret_matches(self, secret: str) -> bool:
+        """Whether `secret` is this key's, compared in constant time."""
+        return hmac.compare_digest(self.secret_hash, _hash_secret(secret))
 
 
 class SiteQuerySet(models.QuerySet["Site"]):

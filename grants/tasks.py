@@ -6,13 +6,21 @@ from grants import callbacks, imap
 
 
 @shared_task
-def webhook_event_process(event_id: int) -> None:
-    callbacks.webhook_event_process(event_id=event_id)
+def webhook_events_process() -> int:
+    """Hinted after callbacks are stored: process every received callback."""
+    return callbacks.webhook_events_process()
+
+
+@shared_task
+def webhook_event_process(event_id: int) -> int:
+    """Messages from before callbacks were processed in batches named one event each: a batch
+    run processes that event with the rest. Remove once no such message can be left queued."""
+    return callbacks.webhook_events_process()
 
 
 @shared_task
 def webhook_events_requeue() -> int:
-    """Beat: callbacks whose broker message was lost or whose worker died go round again."""
+    """Beat: callbacks whose hint was lost or whose worker died go round again."""
     return callbacks.webhook_events_requeue()
 
 

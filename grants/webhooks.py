@@ -5,13 +5,64 @@ first, then the signature (constant time), then the request is stored and answer
 happens in a Celery task.
 """
 
+from dataclasses import dataclass, field
+from time import monotonic
+from typing import Any, Optional
+
 from django.conf import settings
+from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from grants import callbacks, destination
 from grants.models import Partner
 from grants.signing import signature_matches
+
+
+@dataclass(frozen=True)
+class _DestinationPartner:
+    """What the webhook needs to know about the partner its URL names."""
+
+    id: int
+    is_active: bool
+    secrets: tuple[str, ...] = field(repr=False)  # never in a log line, even by accident
+    read_at: float
+
+
+# slug -> the partner as last read. Only partners that exist are kept, so probing made-up slugs
+# cannot grow it. In this process's memory only: the secrets never go to a shared cache.
+_partners: dict[str, _DestinationPartner] = {}
+
+
+def _destination_partner(slug: str) -> Optional[_DestinationPartner]:
+    """The partner `slug` names, read at most once per PARTNER_CACHE_SECONDS in this process, so
+    a deactivated partner or a rotated secret takes effect within that bound everywhere.
+
+    Reading a partner decrypts its secrets (an HMAC and an AES pass), too dear for every callback.
+    Threads may race to refresh an entry; each writes the same answer, so no lock is needed.
+    """
+    cached = _partners.get(slug)
+    if cached is not None and monotonic() - cached.read_at < settings.PARTNER_CACHE_SECONDS:
+        return cached
+    partner = Partner.objects.only("pk", "is_active", "webhook_secrets_encrypted").filter(slug=slug).first()
+    if partner is None:
+        _partners.pop(slug, None)
+        return None
+    fresh = _DestinationPartner(
+        id=partner.pk, is_active=partner.is_active, secrets=tuple(partner.webhook_secrets), read_at=monotonic()
+    )
+    _partners[slug] = fresh
+    return fresh
+
+
+def partners_forget(**kwargs: Any) -> None:
+    """Forget the partners this process has read: a partner changed here (signals below) and is
+    read again at once; other processes follow within PARTNER_CACHE_SECONDS."""
+    _partners.clear()
+
+
+post_save.connect(partners_forget, sender=Partner, dispatch_uid="grants.webhooks.partners_forget.save")
+post_delete.connect(partners_forget, sender=Partner, dispatch_uid="grants.webhooks.partners_forget.delete")
 
 
 def _error(message: str, status: int) -> JsonResponse:
@@ -33,8 +84,8 @@ def realgeeks_destination(request: HttpRequest, partner_slug: str) -> JsonRespon
         response = _error("Only POST is accepted.", 405)
         response["Allow"] = "POST"
         return response
-    partner = Partner.objects.filter(slug=partner_slug, is_active=True).first()
-    if partner is None:
+    partner = _destination_partner(partner_slug)
+    if partner is None or not partner.is_active:
         # 404 rather than 401: there is no secret to check a signature against.
         return _error("Unknown destination.", 404)
     if _declared_length(request) > limit:
@@ -46,18 +97,18 @@ def realgeeks_destination(request: HttpRequest, partner_slug: str) -> JsonRespon
 
     remote_addr = request.META.get("REMOTE_ADDR", "")
     signature = request.headers.get(destination.SIGNATURE_HEADER, "")
-    if not signature or not signature_matches(body, signature, partner.webhook_secrets):
+    if not signature or not signature_matches(body, signature, partner.secrets):
         # 401 and nothing kept but a count: RG documents 401 for a bad signature, and a forged
         # request must not be able to store anything.
         reason = f"{'Missing' if not signature else 'Invalid'} {destination.SIGNATURE_HEADER}."
-        callbacks.webhook_rejection_record(partner=partner, reason=reason, remote_addr=remote_addr)
+        callbacks.webhook_rejection_record(partner_id=partner.id, reason=reason, remote_addr=remote_addr)
         return _error(reason, 401)
 
-    event = callbacks.webhook_event_receive(
-        partner=partner, body=body, headers=request.headers, remote_addr=remote_addr
+    received = callbacks.webhook_event_receive(
+        partner_id=partner.id, body=body, headers=request.headers, remote_addr=remote_addr
     )
-    if not event.is_valid:
+    if not received.is_valid:
         # 400, as RG's own API answers a body that is not JSON; the request is kept for staff.
         return _error("Body is not a JSON object.", 400)
-    # 200 at once, replay or not: RG retries anything else.
+    # 200 at once, replay or not: RG retries anything else. The row is committed by now.
     return JsonResponse({})

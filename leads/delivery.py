@@ -59,7 +59,7 @@ _CREATING = ", ".join(f"'{operation}'" for operation in CREATING_OPERATIONS)
 # Only constants of this module are formatted in (never input), hence the noqa.
 _CANDIDATES = f"""
 SELECT d.id, d.status, d.lead_id, d.operation, d.payload, d.attempt_count, d.attempts_before_retry,
-       d.retry_requested_by_id, d.actor_id, d.retry_trigger,
+       d.retry_requested_by_id, d.actor_id, d.retry_trigger, d.router_destinations,
        l.lead_id, l.partner_id, l.site_id, s.site_uuid, s.status, s.circuit_failures,
        CASE WHEN d.operation IN ({_CREATING}) OR l.created_elsewhere THEN 0
             WHEN EXISTS (SELECT 1 FROM leads_delivery c WHERE c.lead_id = d.lead_id
@@ -113,6 +113,7 @@ class _Candidate:
     retry_requested_by_id: Optional[int]
     actor_id: Optional[int]
     retry_trigger: str
+    router_destinations: str
     lead_id: uuid.UUID
     partner_id: int
     site_id: int
@@ -124,7 +125,8 @@ class _Candidate:
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> "_Candidate":
         (pk, status, lead_pk, operation, payload, attempts, before_retry, requested_by, actor, trigger) = row[:10]
-        (lead_id, partner_id, site_id, site_uuid, site_status, site_failures, needs_create) = row[10:]
+        destinations = row[10]
+        (lead_id, partner_id, site_id, site_uuid, site_status, site_failures, needs_create) = row[11:]
         return cls(
             delivery_id=pk,
             old_status=status,
@@ -137,6 +139,7 @@ class _Candidate:
             retry_requested_by_id=requested_by,
             actor_id=actor,
             retry_trigger=trigger,
+            router_destinations=destinations,
             lead_id=uuid.UUID(str(lead_id)),
             partner_id=partner_id,
             site_id=site_id,
@@ -328,6 +331,8 @@ def _attempts_start(chosen: list[_Candidate], now: datetime, credentials_for: Cr
     prepared = []
     stamp = connection.ops.adapt_datetimefield_value(now)
     public_id = DeliveryAttempt._meta.get_field("public_id")
+    # The whole body is the delivery's payload; each attempt keeps a bounded copy, like its answer.
+    body_max = settings.ATTEMPT_BODY_MAX_CHARS
     rows = []
     for c in chosen:
         creds = credentials_for(c.partner_id)
@@ -335,11 +340,12 @@ def _attempts_start(chosen: list[_Candidate], now: datetime, credentials_for: Cr
         trigger = c.trigger()
         manual = trigger in (DeliveryAttempt.Trigger.MANUAL, DeliveryAttempt.Trigger.BULK)
         actor = (c.retry_requested_by_id or c.actor_id) if manual else None
-        prepared.append((c, realgeeks.Call(creds, ep, c.payload.encode())))
+        headers = realgeeks.delivery_headers(router_destinations=c.router_destinations)
+        prepared.append((c, realgeeks.Call(creds, ep, c.payload.encode(), headers)))
         rows.append(
             (
                 public_id.get_db_prep_value(uuid.uuid4(), connection),
-                *(c.delivery_id, c.attempt_count + 1, trigger, actor, stamp, ep.method, ep.url, c.payload),
+                *(c.delivery_id, c.attempt_count + 1, trigger, actor, stamp, ep.method, ep.url, c.payload[:body_max]),
                 *("", "", DeliveryAttempt.Outcome.STARTED),
             )
         )

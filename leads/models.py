@@ -204,11 +204,13 @@ class Lead(models.Model):
 
     def refresh_identity(self) -> None:
         """Copy the searchable fields out of `data`."""
-        data = self.data
-        name = " ".join(str(data.get(k) or "") for k in ("first_name", "last_name")).strip()
-        self.email = str(data.get("email") or "")[:254]
-        self.name = name[:300]
-        self.phone = str(data.get("phone") or "")[:64]
+        self.email, self.name, self.phone = lead_identity(self.data)
+
+
+def lead_identity(data: Mapping[str, Any]) -> tuple[str, str, str]:
+    """A lead's searchable (email, name, phone), cut to their columns' lengths."""
+    name = " ".join(str(data.get(k) or "") for k in ("first_name", "last_name")).strip()
+    return str(data.get("email") or "")[:254], name[:300], str(data.get("phone") or "")[:64]
 
 
 def lead_status_from(deliveries: list[tuple[str, int, str]]) -> str:

@@ -33,6 +33,8 @@ USER_AGENT = "partner-portal/1 (+Real Geeks Incoming Leads API client)"
 # DESIGN.md: 400/401/403/404/422 need a human; RG's own clients never retry 400, 401 and 422.
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 422})
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+# RG's Ruby client sends it on creates: which of the site's Destinations should receive the lead.
+ROUTER_DESTINATIONS_HEADER = "X-ROUTER-DESTINATIONS"
 
 
 @dataclass(frozen=True)
@@ -187,8 +189,14 @@ def _send(creds: Credentials, ep: Endpoint, body: Any) -> Reply:
     return _send_bytes(session(), creds, ep, data)
 
 
-def _send_bytes(client: requests.Session, creds: Credentials, ep: Endpoint, data: Optional[bytes]) -> Reply:
-    headers = {"Accept": "application/json"}
+def _send_bytes(
+    client: requests.Session,
+    creds: Credentials,
+    ep: Endpoint,
+    data: Optional[bytes],
+    extra_headers: tuple[tuple[str, str], ...] = (),
+) -> Reply:
+    headers = {**dict(extra_headers), "Accept": "application/json"}
     if data is not None:
         headers["Content-Type"] = JSON_CONTENT_TYPE
     connect, read = settings.REALGEEKS_CONNECT_TIMEOUT, settings.REALGEEKS_READ_TIMEOUT
@@ -300,11 +308,19 @@ def retry_after_seconds(value: Optional[str]) -> Optional[float]:
 
 @dataclass(frozen=True)
 class Call:
-    """One request, ready to go: the body is the stored payload's JSON, sent as it is."""
+    """One request, ready to go: the body is the stored payload's JSON, sent as it is, and
+    `headers` are the stored delivery's own (see `delivery_headers`), sent beside ours."""
 
     creds: Credentials
     endpoint: Endpoint
     body: bytes
+    headers: tuple[tuple[str, str], ...] = ()  # (name, value) pairs: a Call stays hashable
+
+
+def delivery_headers(*, router_destinations: str) -> tuple[tuple[str, str], ...]:
+    """The headers a stored delivery adds to its call: the create's X-ROUTER-DESTINATIONS,
+    forwarded as the partner's product sent it, or none when it named no Destinations."""
+    return ((ROUTER_DESTINATIONS_HEADER, router_destinations),) if router_destinations else ()
 
 
 @dataclass(frozen=True)
@@ -350,7 +366,7 @@ class ThreadSender:
     def _run(self, call: Call) -> Outcome:
         started = time.monotonic()
         try:
-            reply: Optional[Reply] = _send_bytes(self._session, call.creds, call.endpoint, call.body)
+            reply: Optional[Reply] = _send_bytes(self._session, call.creds, call.endpoint, call.body, call.headers)
             error = None
         except Exception as exc:  # any failure is an outcome (see _failure)
             reply, error = None, _failure(exc)
@@ -396,8 +412,9 @@ class AsyncioSender:
 
     async def _send(self, call: Call) -> Reply:
         connect, read = settings.REALGEEKS_CONNECT_TIMEOUT, settings.REALGEEKS_READ_TIMEOUT
-        headers = {"Content-Type": JSON_CONTENT_TYPE} if call.body else {}
-        headers["Authorization"] = _basic_auth(call.creds)
+        headers = {**dict(call.headers), "Authorization": _basic_auth(call.creds)}
+        if call.body:
+            headers["Content-Type"] = JSON_CONTENT_TYPE
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect, sock_read=read)
         for fresh_connection in (False, True):
             try:

@@ -3,7 +3,7 @@
 from django.urls import URLPattern, URLResolver, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from leads.api import push, read
+from leads.api import push, read, rg_only
 
 app_name = "leads"
 
@@ -20,6 +20,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     re_path(rf"{SITE}/potential-seller-leads/?$", push.PotentialSellerLeadView.as_view(), name="push-potential-seller"),
     re_path(rf"{SITE}/users/?$", push.UsersView.as_view(), name="push-users"),
+    re_path(rf"{SITE}/users/(?P<user_id>[^/]+)/?$", rg_only.UserChangeView.as_view(), name="push-user-change"),
     re_path(
         r"^v2/rest/sites/(?P<site_uuid>[^/]+)/leads/(?P<lead_id>[^/]+)/?$",
         push.UpdateLeadV2View.as_view(),
@@ -27,8 +28,14 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path("api/leads/", read.LeadListView.as_view(), name="api-leads"),
     path("api/leads/<str:lead_id>/", read.LeadDetailView.as_view(), name="api-lead"),
+    path("api/leads/<str:lead_id>/deliveries/", read.LeadDeliveriesView.as_view(), name="api-lead-deliveries"),
     path("api/leads/<str:lead_id>/resend", read.LeadResendView.as_view(), name="api-lead-resend"),
     path("api/deliveries/<str:delivery_id>/retry", read.DeliveryRetryView.as_view(), name="api-delivery-retry"),
+    path(
+        "api/deliveries/<str:delivery_id>/attempts/",
+        read.DeliveryAttemptsView.as_view(),
+        name="api-delivery-attempts",
+    ),
     path("api/sites/", read.SiteListView.as_view(), name="api-sites"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="leads:api-schema"), name="api-docs"),

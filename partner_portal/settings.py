@@ -135,10 +135,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Connections are kept between requests on every database: opening one per request cost the
+# embedded default (SQLite: connect, the PRAGMAs, Django's functions) more than a push itself.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Shared by every process in production (CACHE_URL=redis://...): API-key failure counts per
+# client address and RG's cached users lists. The default is per process, enough for one host.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -225,6 +229,25 @@ DELIVERY_PUMP_SECONDS = env.float("DELIVERY_PUMP_SECONDS", default=20.0)
 DELIVERY_PUMP_IDLE_SECONDS = env.float("DELIVERY_PUMP_IDLE_SECONDS", default=2.0)
 ATTEMPT_BODY_MAX_CHARS = env.int("ATTEMPT_BODY_MAX_CHARS", default=4000)
 PUSH_MAX_BODY_BYTES = env.int("PUSH_MAX_BODY_BYTES", default=1024 * 1024)
+# API keys are kept per process this long (grants/authentication.py): a revoked key stops
+# working everywhere within it. Failed key attempts past the rate get 429 per client address.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=5.0)
+API_KEY_FAILURES_PER_MINUTE = env.int("API_KEY_FAILURES_PER_MINUTE", default=30)
+# A push repeating one accepted for the same lead within this many seconds (same operation and
+# body) is a product's retry after a lost answer: it gets the same answer and no second delivery.
+PUSH_IDEMPOTENCY_SECONDS = env.int("PUSH_IDEMPOTENCY_SECONDS", default=600)
+# Bounds on one lead: activities per request and over the lead's life are refused past these
+# (RG-style 422 naming the setting); the lead's stored state keeps its latest LEAD_KEEP_ACTIVITIES
+# (every activity stays in the payload of the delivery that carried it).
+PUSH_MAX_ACTIVITIES = env.int("PUSH_MAX_ACTIVITIES", default=1000)
+LEAD_MAX_ACTIVITIES = env.int("LEAD_MAX_ACTIVITIES", default=10000)
+LEAD_KEEP_ACTIVITIES = env.int("LEAD_KEEP_ACTIVITIES", default=100)
+# A lead's dashboard page and its API document show its latest deliveries, each with its latest
+# attempts, and page through the rest; whatever the lead's history, a page holds no more.
+LEAD_PAGE_DELIVERIES = env.int("LEAD_PAGE_DELIVERIES", default=50)
+LEAD_PAGE_ATTEMPTS = env.int("LEAD_PAGE_ATTEMPTS", default=10)
+if LEAD_PAGE_DELIVERIES < 1 or LEAD_PAGE_ATTEMPTS < 1:
+    raise ImproperlyConfigured("LEAD_PAGE_DELIVERIES and LEAD_PAGE_ATTEMPTS must be at least 1.")
 REALGEEKS_USERS_CACHE_SECONDS = env.int("REALGEEKS_USERS_CACHE_SECONDS", default=60)
 
 # Celery. The default broker is a folder of message files: no server process, so `make run`
@@ -310,6 +333,9 @@ LOGGING = {
 # --- Site grants (grants app): Destination callbacks and grant emails ----------------------------
 # A callback body over this size gets 413 before it is read (RG's callbacks are a few KiB).
 GRANT_WEBHOOK_MAX_BODY_BYTES = env.int("GRANT_WEBHOOK_MAX_BODY_BYTES", default=1024 * 1024)
+# Each web process keeps what the callback webhook reads about a partner (active, decrypted
+# Destination secrets) this long: a deactivation or a rotated secret takes effect within it.
+PARTNER_CACHE_SECONDS = env.float("PARTNER_CACHE_SECONDS", default=5.0)
 # Raw grant emails are kept up to this many bytes; the parser has read the whole message anyway.
 GRANT_EMAIL_STORE_MAX_BYTES = env.int("GRANT_EMAIL_STORE_MAX_BYTES", default=2 * 1024 * 1024)
 # The inbound-email provider, in anymail's spelling ("postmark", "mailgun", "amazon_ses", ...);
@@ -332,7 +358,7 @@ GRANT_IMAP_TIMEOUT = env.float("GRANT_IMAP_TIMEOUT", default=30.0)
 GRANT_IMAP_POLL_SECONDS = env.float("GRANT_IMAP_POLL_SECONDS", default=60.0)
 if GRANT_IMAP_HOST and not (GRANT_IMAP_USER and GRANT_IMAP_PASSWORD):
     raise ImproperlyConfigured("GRANT_IMAP_HOST is set: also set GRANT_IMAP_USER and GRANT_IMAP_PASSWORD.")
-# A callback whose broker message was lost (or whose worker died) is enqueued again.
+# Callbacks a lost processing hint left waiting (or whose worker died) are asked for again.
 CELERY_BEAT_SCHEDULE["grants-webhook-events-requeue"] = {
     "task": "grants.tasks.webhook_events_requeue",
     "schedule": 60.0,

@@ -1,4 +1,5 @@
-"""The leads list (filters, search, keyset pages) and one lead's page (data and timeline).
+"""The leads list (filters, search, keyset pages), one lead's page (data and timeline) and one
+delivery's page (all its attempts).
 
 The actions on a lead are in portal.lead_actions.
 """
@@ -7,17 +8,20 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, Optional
+from typing import Any, Optional, TypeVar
 from urllib.parse import urlencode
 
-from django.db.models import Prefetch, Q
+from django.conf import settings
+from django.db.models import Model, Q, QuerySet, prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from grants.models import Partner
 from leads.circuit import circuit_state
-from leads.models import DeliveryAttempt, Lead, LeadQuerySet
+from leads.history import attempts_newest_first, attempts_of, latest_attempts, request_body_head
+from leads.models import Delivery, DeliveryAttempt, Lead, LeadQuerySet
 from leads.services import RETRYABLE_STATUSES
 from leads.staff_services import CANCELLABLE_STATUSES
 from portal.access import partner_or_404, partners_visible_to, staff_required
@@ -25,8 +29,13 @@ from portal.lead_forms import LeadFilterForm
 from portal.models import AuditEntry
 
 PAGE_SIZE = 50
+# The lead's page shows this many of the newest staff actions on the lead and the deliveries it
+# shows; /audit/ has every one.
+AUDIT_ENTRIES = 50
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR = re.compile(r"([0-9]{1,18})\.([0-9]{1,18})")
+_NUMBER = re.compile(r"[0-9]{1,10}")
+Row = TypeVar("Row", bound=Model)
 
 
 def lead_or_404(request: HttpRequest, slug: str, lead_id: uuid.UUID) -> Lead:
@@ -110,45 +119,73 @@ def _page(leads: LeadQuerySet, params: Any) -> tuple[list[Lead], Optional[str], 
     return rows, cursor_for(rows[-1]) if more_older else None, cursor_for(rows[0]) if more_newer else None
 
 
+def _number_parse(text: str) -> Optional[int]:
+    """A cursor of the lead and delivery pages: a delivery's sequence or an attempt's number."""
+    return int(text) if _NUMBER.fullmatch(text) else None
+
+
+def _numbered_page(
+    rows: QuerySet[Row], key: str, params: Any, size: int
+) -> tuple[list[Row], Optional[int], Optional[int]]:
+    """One page of `rows`, highest `key` first: `?before=` walks to lower keys, `?after=` back to
+    higher ones. Returns the rows and the cursors of the pages around them (None where there is
+    none); a broken cursor shows the first page."""
+    before = _number_parse(params.get("before", ""))
+    after = _number_parse(params.get("after", ""))
+    if after is not None:
+        found = list(rows.filter(**{f"{key}__gt": after}).order_by(key)[: size + 1])
+        page = list(reversed(found[:size]))
+        more_higher, more_lower = len(found) > size, True
+    else:
+        if before is not None:
+            rows = rows.filter(**{f"{key}__lt": before})
+        found = list(rows.order_by(f"-{key}")[: size + 1])
+        page = found[:size]
+        more_higher, more_lower = before is not None, len(found) > size
+    if not page:
+        return page, None, None
+    lower = getattr(page[-1], key) if more_lower else None
+    higher = getattr(page[0], key) if more_higher else None
+    return page, lower, higher
+
+
+def _pager(path: str, lower: Optional[int], higher: Optional[int]) -> dict[str, Optional[str]]:
+    return {
+        "older_url": None if lower is None else f"{path}?before={lower}",
+        "newer_url": None if higher is None else f"{path}?after={higher}",
+        "newest_url": None if higher is None else path,
+    }
+
+
 @require_GET
 @staff_required
 def lead_detail(request: HttpRequest, slug: str, lead_id: uuid.UUID) -> HttpResponse:
-    """The lead's current data and a timeline of its deliveries and attempts, newest first."""
+    """The lead's current data and a timeline of its deliveries, newest first, LEAD_PAGE_DELIVERIES
+    at a time, each with its latest LEAD_PAGE_ATTEMPTS attempts (the delivery's page has the rest).
+    The same few queries however long the lead's history."""
     lead = lead_or_404(request, slug, lead_id)
-    attempts: Prefetch[Any, Any, Any] = Prefetch(
-        "attempts", queryset=DeliveryAttempt.objects.select_related("actor").order_by("-number")
-    )
-    deliveries = list(
-        lead.deliveries.select_related("actor", "retry_requested_by").prefetch_related(attempts).order_by("-sequence")
-    )
+    deliveries = lead.deliveries.select_related("actor", "retry_requested_by")
+    page, lower, higher = _numbered_page(deliveries, "sequence", request.GET, settings.LEAD_PAGE_DELIVERIES)
+    prefetch_related_objects(page, latest_attempts())
     audit = (
         AuditEntry.objects.filter(partner=lead.partner)
         .filter(
             Q(object_type="lead", object_id=str(lead.lead_id))
-            | Q(object_type="delivery", object_id__in=[str(d.public_id) for d in deliveries])
+            | Q(object_type="delivery", object_id__in=[str(d.public_id) for d in page])
         )
         .select_related("actor", "partner")
     )
-    timeline = [
-        {
-            "delivery": delivery,
-            "payload": json.dumps(delivery.payload, indent=2, ensure_ascii=False),
-            "attempts": [
-                {
-                    "attempt": attempt,
-                    "request_body": pretty_json(attempt.request_body),
-                    "response_body": pretty_json(attempt.response_body),
-                }
-                for attempt in delivery.attempts.all()
-            ],
-        }
-        for delivery in deliveries
-    ]
     context = {
         "lead": lead,
         "partner": lead.partner,
-        "timeline": timeline,
-        "entries": audit,
+        "timeline": [
+            _timeline_item(delivery, attempts_of(delivery), _older_attempts_url(lead, delivery)) for delivery in page
+        ],
+        "deliveries_total": lead.deliveries.count(),
+        "shown_from": page[-1].sequence if page else None,
+        "shown_to": page[0].sequence if page else None,
+        **_pager(request.path, lower, higher),
+        "entries": audit[:AUDIT_ENTRIES],
         "data_json": json.dumps(lead.data, indent=2, sort_keys=True, ensure_ascii=False),
         "site_circuit": circuit_state(lead.site),
         "cancellable": CANCELLABLE_STATUSES,
@@ -156,6 +193,57 @@ def lead_detail(request: HttpRequest, slug: str, lead_id: uuid.UUID) -> HttpResp
         "section": "leads",
     }
     return render(request, "portal/lead_detail.html", context)
+
+
+@require_GET
+@staff_required
+def delivery_detail(request: HttpRequest, slug: str, lead_id: uuid.UUID, delivery_id: uuid.UUID) -> HttpResponse:
+    """One delivery of a lead and its attempts, newest first, LEAD_PAGE_ATTEMPTS at a time."""
+    lead = lead_or_404(request, slug, lead_id)
+    delivery = get_object_or_404(lead.deliveries.select_related("actor", "retry_requested_by"), public_id=delivery_id)
+    attempts = attempts_newest_first().filter(delivery=delivery)
+    page, lower, higher = _numbered_page(attempts, "number", request.GET, settings.LEAD_PAGE_ATTEMPTS)
+    context = {
+        "lead": lead,
+        "partner": lead.partner,
+        "item": _timeline_item(delivery, page),
+        "shown_from": page[-1].number if page else None,
+        "shown_to": page[0].number if page else None,
+        **_pager(request.path, lower, higher),
+        "cancellable": CANCELLABLE_STATUSES,
+        "retryable": RETRYABLE_STATUSES,
+        "section": "leads",
+    }
+    return render(request, "portal/lead_delivery.html", context)
+
+
+def _timeline_item(
+    delivery: Delivery, attempts: list[DeliveryAttempt], older_attempts_url: Optional[str] = None
+) -> dict[str, Any]:
+    return {
+        "delivery": delivery,
+        "payload": json.dumps(delivery.payload, indent=2, ensure_ascii=False),
+        "attempts": [_attempt_row(attempt) for attempt in attempts],
+        "older_attempts_url": older_attempts_url,
+    }
+
+
+def _older_attempts_url(lead: Lead, delivery: Delivery) -> Optional[str]:
+    """The delivery's page from the attempt before the oldest on the lead's page; None if that
+    was its first (attempts are numbered from 1)."""
+    shown = attempts_of(delivery)
+    if not shown or shown[-1].number <= 1:
+        return None
+    url = reverse("portal:delivery_detail", args=[lead.partner.slug, lead.lead_id, delivery.public_id])
+    return f"{url}?before={shown[-1].number}"
+
+
+def _attempt_row(attempt: DeliveryAttempt) -> dict[str, Any]:
+    return {
+        "attempt": attempt,
+        "request_body": pretty_json(request_body_head(attempt)),
+        "response_body": pretty_json(attempt.response_body),
+    }
 
 
 def pretty_json(text: str) -> str:

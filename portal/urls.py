@@ -51,6 +51,11 @@ dashboard = (
         path("partners/<slug:slug>/leads/<uuid:lead_id>/activity/", lead_actions.lead_activity, name="lead_activity"),
         path("partners/<slug:slug>/leads/<uuid:lead_id>/assign/", lead_actions.lead_assign_view, name="lead_assign"),
         path(
+            "partners/<slug:slug>/leads/<uuid:lead_id>/deliveries/<uuid:delivery_id>/",
+            lead_views.delivery_detail,
+            name="delivery_detail",
+        ),
+        path(
             "partners/<slug:slug>/leads/<uuid:lead_id>/deliveries/<uuid:delivery_id>/cancel/",
             lead_actions.delivery_cancel_view,
             name="delivery_cancel",

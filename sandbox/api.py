@@ -34,6 +34,11 @@ class Answer:
 Operation = Callable[[bytes, uuid.UUID, str], Answer]
 View = Callable[..., HttpResponse]
 
+# RG's Ruby client names the site's Destinations that should get a new lead in this header.
+# Spelled here, not imported from leads.realgeeks: the sandbox must not agree with the portal's
+# mistakes by sharing its code.
+ROUTER_DESTINATIONS = "X-ROUTER-DESTINATIONS"
+
 
 def incoming(method: str) -> Callable[[Operation], View]:
     """Wrap an operation `(body, site_uuid, lead_id) -> Answer` answering `method` on one RG path."""
@@ -70,6 +75,7 @@ def incoming(method: str) -> Callable[[Operation], View]:
                 lead_id=answer.lead_id,
                 username=credentials[0] if credentials else "",
                 status=answer.status,
+                router_destinations=request.headers.get(ROUTER_DESTINATIONS, ""),
                 request_body=body or b"",
                 response_body=response.content,
                 fault=fault.label if fault else "",

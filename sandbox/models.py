@@ -97,6 +97,11 @@ class SandboxRequest(models.Model):
     )
     username = models.CharField(max_length=200, blank=True, help_text="The HTTP Basic username, if any.")
     status = models.PositiveSmallIntegerField()
+    router_destinations = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text="The X-ROUTER-DESTINATIONS header as it came (RG's Ruby client sends it on creates).",
+    )
     request_body = models.TextField(blank=True)
     response_body = models.TextField(blank=True)
     fault = models.CharField(max_length=100, blank=True, help_text="The injected fault that shaped the answer.")

@@ -1,7 +1,10 @@
 import pytest
+from django.core.cache import cache
 
+from grants.authentication import api_keys_reset
 from grants.models import Partner
 from grants.services import partner_create
+from grants.webhooks import partners_forget
 
 
 @pytest.fixture
@@ -34,3 +37,18 @@ def delivery_engine_in_process(settings) -> None:
     integration tests)."""
     settings.DELIVERY_SENDER = "threads"
     settings.DELIVERY_PUMP_IDLE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
+def destination_partners_forgotten() -> None:
+    """Each test reads its partners afresh: the callback webhook keeps them per process
+    (PARTNER_CACHE_SECONDS), and a new test's partner may reuse an old one's slug."""
+    partners_forget()
+
+
+@pytest.fixture(autouse=True)
+def api_keys_forgotten() -> None:
+    """Each test starts with no API key cached, no client address blocked (both per process)
+    and no failed attempts counted (Django's cache, per process in tests)."""
+    api_keys_reset()
+    cache.clear()

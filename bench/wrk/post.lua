@@ -8,6 +8,24 @@
 --   skip=N           with signed=: start after the first N lines (an earlier run used them)
 --   auth=VALUE       an Authorization header
 --   threads=T        wrk's -t (a thread cannot see how many there are)
+--   slow_ms=N        also count the responses that took N ms or longer ("slow" in the summary),
+--                    timed by the thread itself: exact only with one connection per thread
+--                    (-t equal to -c), where each response answers the thread's last request.
+--                    wrk's own latency figures cannot give this count: it adds corrected
+--                    samples to its distribution for responses slower than the usual interval.
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+int clock_gettime(int clock, bench_timespec *now);
+]]
+local CLOCK_MONOTONIC = 1
+local clock = ffi.new("bench_timespec")
+
+local function now_ms()
+  ffi.C.clock_gettime(CLOCK_MONOTONIC, clock)
+  return tonumber(clock.tv_sec) * 1000 + tonumber(clock.tv_nsec) / 1e6
+end
+
 local threads = {}
 
 function setup(thread)
@@ -42,9 +60,13 @@ function init(args)
   next_line = tonumber(options.skip or "0") + id + 1
   wraps = 0
   statuses = {}
+  slow_ms = tonumber(options.slow_ms or "0")
+  slow = 0
+  sent_ms = 0
 end
 
 function request()
+  sent_ms = now_ms()
   if #signed == 0 then
     return wrk.format()
   end
@@ -63,12 +85,16 @@ end
 
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  if slow_ms > 0 and now_ms() - sent_ms >= slow_ms then
+    slow = slow + 1
+  end
 end
 
 function done(summary, latency, requests)
-  local counts, wrapped = {}, 0
+  local counts, wrapped, slow_total = {}, 0, 0
   for _, thread in ipairs(threads) do
     wrapped = wrapped + thread:get("wraps")
+    slow_total = slow_total + thread:get("slow")
     for status, n in pairs(thread:get("statuses")) do
       counts[status] = (counts[status] or 0) + n
     end
@@ -82,8 +108,8 @@ function done(summary, latency, requests)
     'WRKJSON {"requests":%d,"duration_us":%d,"bytes":%d,'
       .. '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},'
       .. '"latency_us":{"mean":%.1f,"max":%d,"p50":%d,"p90":%d,"p99":%d,"p999":%d},'
-      .. '"statuses":{%s},"wraps":%d}\n',
+      .. '"statuses":{%s},"wraps":%d,"slow":%d}\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
     latency.mean, latency.max, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), table.concat(parts, ","), wrapped))
+    latency:percentile(99.9), table.concat(parts, ","), wrapped, slow_total))
 end

@@ -6,6 +6,11 @@ Choices where RG cannot be copied (documented in the OpenAPI descriptions too):
 - An update or activities for a lead id the portal never saw is accepted and forwarded: its
   create may have gone to RG directly, before the partner switched to the portal.
 - A lead id already used on another site is refused: 422 on a create, 404 on an update.
+- A push repeating one accepted for the same lead within PUSH_IDEMPOTENCY_SECONDS (same
+  operation, body and destinations), or sending an `Idempotency-Key` this API key already used
+  for the same request, gets the first answer and makes no second delivery
+  (`Idempotent-Replayed: true`); the same key with a different request is a 422.
+- Activities are capped per request (PUSH_MAX_ACTIVITIES) and per lead (LEAD_MAX_ACTIVITIES).
 """
 
 import uuid
@@ -15,7 +20,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound, ParseError, PermissionDenied
 from rest_framework.request import Request
@@ -29,14 +34,22 @@ from leads.api.access import HasApiKey
 from leads.api.errors import PayloadTooLarge, UpstreamError
 from leads.api.negotiation import JsonOnly
 from leads.models import Operation
-from leads.services import lead_submit
+from leads.services import lead_push
 from leads.validation import parse_json
+
+# The Stripe and Svix convention: a product's retry with the same key gets the first answer.
+IDEMPOTENCY_KEY = "Idempotency-Key"
+# RG's Ruby client names, on a create, which of the site's Destinations get the lead.
+ROUTER_DESTINATIONS = "X-Router-Destinations"
 
 ERRORS = {
     400: OpenApiResponse(description='Body is not valid JSON: `{"error": "..."}`'),
     401: OpenApiResponse(description="Missing or wrong API key (HTTP Basic: key id, secret)."),
     413: OpenApiResponse(description="Body larger than PUSH_MAX_BODY_BYTES."),
-    422: OpenApiResponse(description='A field did not validate; the message names it: `{"error": "..."}`'),
+    422: OpenApiResponse(
+        description="A field did not validate, a limit was reached, or an Idempotency-Key was reused for another "
+        'request; the message names it: `{"error": "..."}`'
+    ),
 }
 
 
@@ -81,16 +94,64 @@ class PushView(APIView):
         assert isinstance(request.auth, ApiKey)
         site = path_uuid(site_uuid, "Site")
         lead = path_uuid(lead_id, "Lead") if lead_id is not None else None
+        idempotency_key = header_text(request, IDEMPOTENCY_KEY, 255)
+        destinations = header_text(request, ROUTER_DESTINATIONS, 500)
         data = parse_json(request_body(request))
-        lead_submit(partner=request.auth.partner, site_uuid=site, operation=self.operation, data=data, lead_id=lead)
-        return Response({}, status=self.success_status)
+        pushed = lead_push(
+            partner=request.auth.partner,
+            site_uuid=site,
+            operation=self.operation,
+            data=data,
+            lead_id=lead,
+            api_key=request.auth,
+            idempotency_key=idempotency_key,
+            router_destinations=destinations,
+        )
+        response = Response({}, status=self.success_status)
+        if pushed.repeated:
+            # Stripe's name for it: the product can tell its retry was recognised.
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+def header_text(request: Request, name: str, limit: int) -> str:
+    """A header's value: printable ASCII, at most `limit` characters; absent is ""."""
+    value = request.META.get(f"HTTP_{name.upper().replace('-', '_')}", "")
+    if len(value) > limit or not value.isascii() or not value.isprintable():
+        raise ParseError(f"Header {name} must be at most {limit} printable ASCII characters.")
+    return value.strip()
+
+
+HEADERS = [
+    OpenApiParameter(
+        IDEMPOTENCY_KEY,
+        str,
+        OpenApiParameter.HEADER,
+        description="Optional, up to 255 printable ASCII characters, scoped to the API key. A retry with the "
+        "same key and request gets the first answer (`Idempotent-Replayed: true`) and no second delivery; "
+        "the same key with a different request is a 422. Without a key, the same request for the same lead "
+        "within PUSH_IDEMPOTENCY_SECONDS is recognised too.",
+    ),
+    OpenApiParameter(
+        ROUTER_DESTINATIONS,
+        str,
+        OpenApiParameter.HEADER,
+        description="Creates only, as RG's Ruby client sends it: which of the site's Destinations get the lead "
+        "(`a,b`). Kept with the delivery and forwarded to RG.",
+    ),
+]
 
 
 def _schema(summary: str, success: int) -> Any:
     return extend_schema(
         summary=summary,
         request=OpenApiTypes.OBJECT,
-        responses={success: OpenApiResponse(description="Accepted: `{}`"), **ERRORS},
+        parameters=HEADERS,
+        responses={
+            success: OpenApiResponse(description="Accepted: `{}`"),
+            **ERRORS,
+            429: OpenApiResponse(description="Too many failed API key attempts from this address; see Retry-After."),
+        },
     )
 
 

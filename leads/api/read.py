@@ -5,13 +5,13 @@ import uuid
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,13 +20,16 @@ from grants.authentication import ApiKeyAuthentication
 from grants.models import Site
 from leads.api.access import HasApiKeyOrStaffSession, partners_for, person
 from leads.api.negotiation import JsonOnly
+from leads.api.pagination import AttemptsNewestFirst, DeliveriesNewestFirst, LeadsNewestFirst
 from leads.api.serializers import (
+    AttemptSerializer,
     DeliverySerializer,
     LeadDetailSerializer,
     LeadFilterSerializer,
     LeadSerializer,
     SiteSerializer,
 )
+from leads.history import attempts_newest_first, latest_attempts, latest_deliveries
 from leads.models import Delivery, DeliveryAttempt, Lead, LeadQuerySet
 from leads.services import delivery_retry, lead_resend
 from portal.audit import audit_record
@@ -37,15 +40,6 @@ class ReadApiView(APIView):
     # The key first: its WWW-Authenticate header is the one a 401 carries.
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
     permission_classes = [HasApiKeyOrStaffSession]
-
-
-class NewestFirst(CursorPagination):
-    """Keyset pages: stable under inserts, and each page is one index range scan."""
-
-    ordering = ("-created", "-id")
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 def _uuid(value: str, what: str) -> uuid.UUID:
@@ -62,7 +56,7 @@ def _leads(request: Request) -> LeadQuerySet:
 @extend_schema(parameters=[LeadFilterSerializer])
 class LeadListView(ReadApiView, generics.ListAPIView[Lead]):
     serializer_class = LeadSerializer
-    pagination_class = NewestFirst
+    pagination_class = LeadsNewestFirst
 
     def get_queryset(self) -> QuerySet[Lead]:
         filters = LeadFilterSerializer(data=self.request.query_params)
@@ -74,48 +68,112 @@ def lead_search(leads: LeadQuerySet, filters: dict[str, Any]) -> LeadQuerySet:
     return leads.filter_by(filters)
 
 
+def _lead(request: Request, lead_id: str) -> Lead:
+    lead = _leads(request).filter(lead_id=_uuid(lead_id, "lead")).first()
+    if lead is None:
+        raise NotFound(f"No lead {lead_id[:100]!r}.")
+    return lead
+
+
+def _deliveries(request: Request) -> QuerySet[Delivery]:
+    return Delivery.objects.filter(lead__partner__in=partners_for(request))
+
+
+def _delivery(deliveries: QuerySet[Delivery], delivery_id: str) -> Delivery:
+    delivery = deliveries.filter(public_id=_uuid(delivery_id, "delivery")).first()
+    if delivery is None:
+        raise NotFound(f"No delivery {delivery_id[:100]!r}.")
+    return delivery
+
+
+def _with_latest_attempts(delivery: Delivery) -> Delivery:
+    """The delivery again, as the API shows one: with its latest attempts."""
+    return delivery.lead.deliveries.prefetch_related(latest_attempts()).get(pk=delivery.pk)
+
+
 class LeadDetailView(ReadApiView):
+    """The lead, its latest deliveries with their latest attempts, and links to the rest: a
+    document bounded by LEAD_PAGE_DELIVERIES and LEAD_PAGE_ATTEMPTS however long the lead's history."""
+
     @extend_schema(responses=LeadDetailSerializer)
     def get(self, request: Request, lead_id: str) -> Response:
-        attempts: Prefetch[Any, Any, Any] = Prefetch(
-            "attempts", queryset=DeliveryAttempt.objects.select_related("actor").order_by("number")
+        counted = Delivery.objects.filter(lead=OuterRef("pk")).order_by().values("lead").annotate(n=Count("pk"))
+        lead = (
+            _leads(request)
+            .annotate(deliveries_total=Coalesce(Subquery(counted.values("n")), 0))
+            .prefetch_related(latest_deliveries())
+            .filter(lead_id=_uuid(lead_id, "lead"))
+            .first()
         )
-        deliveries: Prefetch[Any, Any, Any] = Prefetch(
-            "deliveries", queryset=Delivery.objects.prefetch_related(attempts).order_by("sequence")
-        )
-        lead = _leads(request).prefetch_related(deliveries).filter(lead_id=_uuid(lead_id, "lead")).first()
         if lead is None:
             raise NotFound(f"No lead {lead_id[:100]!r}.")
-        return Response(LeadDetailSerializer(lead).data)
+        return Response(LeadDetailSerializer(lead, context={"request": request}).data)
+
+
+BAD_PAGE = OpenApiResponse(
+    description="A cursor this API did not hand out, or a page_size that is not a whole number above 0: "
+    '`{"error": "..."}`'
+)
+
+
+@extend_schema(
+    responses={
+        200: DeliverySerializer(many=True),
+        400: BAD_PAGE,
+        404: OpenApiResponse(description="No such lead among the caller's partners."),
+    }
+)
+class LeadDeliveriesView(ReadApiView, generics.ListAPIView[Delivery]):
+    """A lead's deliveries, newest first, each with its latest attempts."""
+
+    serializer_class = DeliverySerializer
+    pagination_class = DeliveriesNewestFirst
+
+    def get_queryset(self) -> QuerySet[Delivery]:
+        lead = _lead(self.request, self.kwargs["lead_id"])
+        # Through the lead, so each delivery knows it without a join that would read its data.
+        return lead.deliveries.prefetch_related(latest_attempts())
+
+
+@extend_schema(
+    responses={
+        200: AttemptSerializer(many=True),
+        400: BAD_PAGE,
+        404: OpenApiResponse(description="No such delivery among the caller's partners."),
+    }
+)
+class DeliveryAttemptsView(ReadApiView, generics.ListAPIView[DeliveryAttempt]):
+    """A delivery's attempts, newest first."""
+
+    serializer_class = AttemptSerializer
+    pagination_class = AttemptsNewestFirst
+
+    def get_queryset(self) -> QuerySet[DeliveryAttempt]:
+        delivery = _delivery(_deliveries(self.request).only("pk"), self.kwargs["delivery_id"])
+        return attempts_newest_first().filter(delivery=delivery)
 
 
 class LeadResendView(ReadApiView):
     @extend_schema(request=None, responses={202: DeliverySerializer})
     def post(self, request: Request, lead_id: str) -> Response:
-        lead = _leads(request).filter(lead_id=_uuid(lead_id, "lead")).first()
-        if lead is None:
-            raise NotFound(f"No lead {lead_id[:100]!r}.")
+        lead = _lead(request, lead_id)
         with transaction.atomic():
             delivery = lead_resend(lead=lead, actor=person(request))
             _audit(request, "lead.resend", lead, partner=lead.partner, after={"delivery": delivery.public_id})
-        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+        body = DeliverySerializer(_with_latest_attempts(delivery), context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 class DeliveryRetryView(ReadApiView):
     @extend_schema(request=None, responses={202: DeliverySerializer, 409: OpenApiTypes.OBJECT})
     def post(self, request: Request, delivery_id: str) -> Response:
-        delivery = (
-            Delivery.objects.filter(lead__partner__in=partners_for(request), public_id=_uuid(delivery_id, "delivery"))
-            .select_related("lead")
-            .first()
-        )
-        if delivery is None:
-            raise NotFound(f"No delivery {delivery_id[:100]!r}.")
+        delivery = _delivery(_deliveries(request).select_related("lead"), delivery_id)
         with transaction.atomic():
             before = {"status": delivery.status, "attempt_count": delivery.attempt_count}
             delivery = delivery_retry(delivery=delivery, actor=person(request))
             _audit(request, "delivery.retry", delivery, partner=delivery.lead.partner, before=before)
-        return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
+        body = DeliverySerializer(_with_latest_attempts(delivery), context={"request": request}).data
+        return Response(body, status=status.HTTP_202_ACCEPTED)
 
 
 def _audit(request: Request, action: str, obj: Any, *, partner: Any, **snapshots: Any) -> None:

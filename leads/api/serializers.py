@@ -1,11 +1,15 @@
 """Input and output shapes of the read and act API. No logic beyond shaping."""
 
-from typing import Any
+from typing import Any, Optional
 
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from grants.models import Site
+from leads.api.pagination import AttemptsNewestFirst, DeliveriesNewestFirst, page_after
 from leads.circuit import circuit_state
+from leads.history import LATEST_ATTEMPTS, LATEST_DELIVERIES, REQUEST_BODY_HEAD, attempts_of, deliveries_of
 from leads.models import Delivery, DeliveryAttempt, Lead, Operation
 
 
@@ -59,6 +63,13 @@ class SiteSerializer(serializers.ModelSerializer[Site]):
 class AttemptSerializer(serializers.ModelSerializer[DeliveryAttempt]):
     id = serializers.UUIDField(source="public_id", read_only=True)
     actor: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    # Attempts are read with leads.history.attempts_newest_first, which cuts the body in the database.
+    request_body = serializers.CharField(
+        source=REQUEST_BODY_HEAD,
+        read_only=True,
+        help_text="The first ATTEMPT_BODY_MAX_CHARS characters of the body sent; the whole body is the "
+        "delivery's payload.",
+    )
 
     class Meta:
         model = DeliveryAttempt
@@ -83,7 +94,15 @@ class AttemptSerializer(serializers.ModelSerializer[DeliveryAttempt]):
 class DeliverySerializer(serializers.ModelSerializer[Delivery]):
     id = serializers.UUIDField(source="public_id", read_only=True)
     lead_id = serializers.UUIDField(source="lead.lead_id", read_only=True)
-    attempts = AttemptSerializer(many=True, read_only=True)
+    attempts = AttemptSerializer(
+        source=LATEST_ATTEMPTS,
+        many=True,
+        read_only=True,
+        help_text="The latest LEAD_PAGE_ATTEMPTS attempts, newest first; attempts_next pages through the older ones.",
+    )
+    attempts_next = serializers.SerializerMethodField(
+        help_text="The page of older attempts (GET /api/deliveries/{id}/attempts/); null when none are left out."
+    )
 
     class Meta:
         model = Delivery
@@ -103,7 +122,18 @@ class DeliverySerializer(serializers.ModelSerializer[Delivery]):
             "delivered_at",
             "created",
             "attempts",
+            "attempts_next",
         ]
+        extra_kwargs = {"attempt_count": {"help_text": "Attempts made, all of them; attempts holds the latest."}}
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_attempts_next(self, delivery: Delivery) -> Optional[str]:
+        shown = attempts_of(delivery)
+        # Attempts are numbered from 1: older ones exist while the oldest shown is not the first.
+        if not shown or shown[-1].number <= 1:
+            return None
+        url = reverse("leads:api-delivery-attempts", args=[delivery.public_id])
+        return page_after(AttemptsNewestFirst, self.context["request"], url, shown[-1].number)
 
 
 class LeadSerializer(serializers.ModelSerializer[Lead]):
@@ -130,7 +160,34 @@ class LeadSerializer(serializers.ModelSerializer[Lead]):
 class LeadDetailSerializer(LeadSerializer):
     # `site` stays the UUID, as in the list; the circuit says whether deliveries to it wait.
     site_circuit = CircuitSerializer(source="site", read_only=True)
-    deliveries = DeliverySerializer(many=True, read_only=True)
+    deliveries = DeliverySerializer(
+        source=LATEST_DELIVERIES,
+        many=True,
+        read_only=True,
+        help_text="The latest LEAD_PAGE_DELIVERIES deliveries, newest first; deliveries_next pages through the "
+        "older ones.",
+    )
+    deliveries_total = serializers.IntegerField(read_only=True, help_text="The lead's deliveries, all of them.")
+    deliveries_next = serializers.SerializerMethodField(
+        help_text="The page of older deliveries (GET /api/leads/{lead_id}/deliveries/); null when none are left out."
+    )
 
     class Meta(LeadSerializer.Meta):
-        fields = [*LeadSerializer.Meta.fields, "site_circuit", "created_elsewhere", "data", "deliveries"]
+        fields = [
+            *LeadSerializer.Meta.fields,
+            "site_circuit",
+            "created_elsewhere",
+            "data",
+            "deliveries",
+            "deliveries_total",
+            "deliveries_next",
+        ]
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_deliveries_next(self, lead: Lead) -> Optional[str]:
+        shown = deliveries_of(lead)
+        # Sequences number a lead's deliveries from 1: older ones exist while the oldest shown is not #1.
+        if not shown or shown[-1].sequence <= 1:
+            return None
+        url = reverse("leads:api-lead-deliveries", args=[lead.lead_id])
+        return page_after(DeliveriesNewestFirst, self.context["request"], url, shown[-1].sequence)

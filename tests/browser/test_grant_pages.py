@@ -127,7 +127,7 @@ def test_staff_see_a_failed_callback_and_reprocess_it(page: Page, kim, acme):
         state=WebhookEvent.State.FAILED,
         error="OperationalError: database is locked",
     )
-    webhook_rejection_record(partner=acme, reason="Signature does not match", remote_addr="198.51.100.7")
+    webhook_rejection_record(partner_id=acme.pk, reason="Signature does not match", remote_addr="198.51.100.7")
     log_in(page, "kim")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Callbacks").click()
@@ -193,7 +193,7 @@ def test_screenshots_of_the_callbacks_and_grant_email_pages(page: Page, django_u
     )
     stored_callback(other, "user_updated", {"site_uuid": HARBOR, "id": "agent-7"}, minutes_ago=5)
     for _ in range(3):
-        webhook_rejection_record(partner=acme, reason="Signature does not match", remote_addr="198.51.100.7")
+        webhook_rejection_record(partner_id=acme.pk, reason="Signature does not match", remote_addr="198.51.100.7")
     grant_email_receive(PASTED_GRANT_EMAIL.encode(), source=GrantEmail.Source.IMAP, partner=acme)
     # Addressed to no partner and without a grant link: with two partners, staff must decide.
     unmatched = grant_email_receive(

@@ -26,6 +26,7 @@ from sandbox.faults import faults_update
 from sandbox.models import SandboxLead
 from sandbox.services import sandbox_account_ensure
 from tests.browser.staff import RG_PASSWORD, log_in
+from tests.leads.long_history import long_history
 
 SITE_UUID = uuid.UUID("5d9b2f5e-7c1a-4e63-9d0b-2a8c6f1e4b70")
 
@@ -111,6 +112,32 @@ def test_staff_patch_a_lead_and_rg_gets_only_the_change(page: Page, kim, acme):
     expect(newest.locator("table.attempts")).to_contain_text("200")
     at_rg = SandboxLead.objects.get(lead_id=lead.lead_id)
     assert (at_rg.data["notes"], at_rg.data["city"]) == ("Prefers a call after 5pm", "Hilo")
+
+
+def test_staff_page_through_a_long_history_to_the_first_delivery_and_attempt(page: Page, kim, acme):
+    lead = push(acme, "kai.akana@example.com", first_name="Kai")
+    long_history(lead, deliveries=60, attempts=12)
+    log_in(page, "kim")
+    page.goto(f"/partners/{acme.slug}/leads/{lead.lead_id}/")
+
+    expect(page.locator(".timeline > li")).to_have_count(50)
+    expect(page.locator("#timeline-title")).to_contain_text("deliveries #11 to #60 of 60")
+    newest = page.locator(".timeline > li").first
+    expect(newest.locator("table.attempts tbody tr")).to_have_count(10)
+    expect(newest).to_contain_text("The latest 10 of 12 attempts.")
+    page.get_by_role("link", name="Older deliveries").click()
+
+    expect(page.locator(".timeline > li")).to_have_count(10)
+    expect(page.locator(".timeline > li").last).to_contain_text("#1 Create lead")
+    page.get_by_role("link", name="Newest").click()
+    page.locator(".timeline > li").first.get_by_role("link", name="Older attempts").click()
+
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Delivery #60")
+    expect(page.locator("table.attempts tbody tr")).to_have_count(2)
+    expect(page.locator("table.attempts tbody tr").last).to_contain_text("503")
+    expect(page.get_by_role("link", name="Older attempts")).to_have_count(0)
+    page.get_by_role("link", name="Kai", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Kai")
 
 
 def test_a_staff_member_cannot_open_another_partners_lead(page: Page, kim, acme):

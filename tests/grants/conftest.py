@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils.datastructures import CaseInsensitiveMapping
 
-from grants.models import Site
+from grants import callbacks, tasks
+from grants.models import Partner, Site
 from grants.signals import site_granted
 from grants.signing import sign
 
@@ -22,6 +24,30 @@ def inline_tasks(settings: Any) -> None:
     # Through Django settings: Celery reads CELERY_-prefixed settings before its own conf keys,
     # so assigning app.conf.task_always_eager would not take effect.
     settings.CELERY_TASK_ALWAYS_EAGER = True
+
+
+@pytest.fixture
+def published(settings: Any, monkeypatch: Any) -> list[str]:
+    """Processing hints, recorded at the broker's edge instead of sent. Tasks are not eager here,
+    so a hint runs nothing inline, and the throttle starts afresh with no interval (a test that
+    checks the throttle sets one)."""
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.webhook_events_process, "delay", lambda: sent.append("webhook_events_process"))
+    monkeypatch.setattr(callbacks, "HINT_INTERVAL", 0.0)
+    monkeypatch.setattr(callbacks, "_hints", callbacks._Throttle())
+    return sent
+
+
+def stored(partner: Partner, action: str, **fields: Any) -> int:
+    """A callback stored as the webhook stores a verified one; its processing is never asked
+    for, as the hint waits for a commit that the test's transaction never makes. Its id."""
+    headers = {"X-Lead-Router-Action": action, "X-Lead-Router-Timestamp": "2026-11-03T18:22:05Z"}
+    received = callbacks.webhook_event_receive(
+        partner_id=partner.pk, body=body_bytes(action, **fields), headers=CaseInsensitiveMapping(headers)
+    )
+    assert received.event_id is not None
+    return received.event_id
 
 
 @pytest.fixture

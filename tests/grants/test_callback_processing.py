@@ -4,12 +4,17 @@ import uuid
 
 import pytest
 
-from grants import destination
-from grants.callbacks import webhook_event_process, webhook_event_reprocess, webhook_events_requeue
+from grants import callbacks, destination, tasks
+from grants.callbacks import (
+    webhook_event_reprocess,
+    webhook_events_hint,
+    webhook_events_process,
+    webhook_events_requeue,
+)
 from grants.destination import CallbackProblem
 from grants.models import InboundLead, Site, SiteAgent, WebhookEvent
 from grants.services import site_grant, site_mark_doubtful
-from tests.grants.conftest import LEAD_ID, SITE_UUID
+from tests.grants.conftest import LEAD_ID, SITE_UUID, stored
 
 T0 = "2026-11-03T17:59:59+00:00"
 T1 = "2026-11-03T18:00:00.000000001Z"
@@ -167,10 +172,10 @@ def test_a_user_event_without_a_user_id_fails_and_says_why(rg):
     assert (event.state, event.error) == (WebhookEvent.State.FAILED, "user_deleted without a user id.")
 
 
-def test_a_stored_callback_is_processed_once_however_often_its_task_runs(rg):
+def test_a_stored_callback_is_processed_once_however_often_processing_runs(rg):
     rg.send("created", id=str(LEAD_ID), site_uuid=str(SITE_UUID), first_name="Jack")
     event = WebhookEvent.objects.get()
-    assert webhook_event_process(event_id=event.pk) is None
+    assert webhook_events_process() == 0
     event.refresh_from_db()
     assert event.attempts == 1
 
@@ -208,3 +213,79 @@ def test_a_claim_left_by_a_dead_worker_is_released_and_processed_again(rg, clien
         assert webhook_events_requeue() == 1
     event.refresh_from_db()
     assert (event.state, event.attempts) == (WebhookEvent.State.PROCESSED, 2)
+
+
+def test_processing_runs_through_every_received_callback_a_batch_at_a_time(partner, monkeypatch):
+    monkeypatch.setattr(callbacks, "PROCESS_BATCH", 7)
+    for _ in range(20):
+        stored(partner, "integration_disabled", site_uuid=str(uuid.uuid4()))
+
+    assert webhook_events_process() == 20
+
+    assert set(WebhookEvent.objects.values_list("state", "attempts")) == {(WebhookEvent.State.PROCESSED, 1)}
+
+
+def test_a_run_out_of_time_leaves_the_rest_to_the_run_it_asks_for(partner, published, monkeypatch):
+    monkeypatch.setattr(callbacks, "PROCESS_BATCH", 5)
+    for _ in range(12):
+        stored(partner, "integration_disabled", site_uuid=str(uuid.uuid4()))
+
+    assert webhook_events_process(budget_seconds=0) == 5
+
+    assert published == ["webhook_events_process"]
+    assert WebhookEvent.objects.filter(state=WebhookEvent.State.RECEIVED).count() == 7
+
+
+def test_a_run_never_takes_events_another_run_has_claimed(partner):
+    first = stored(partner, "integration_disabled", site_uuid=str(uuid.uuid4()))
+    WebhookEvent.objects.filter(pk=first).update(state=WebhookEvent.State.PROCESSING)  # another run's claim
+    second = stored(partner, "integration_disabled", site_uuid=str(uuid.uuid4()))
+
+    assert webhook_events_process() == 1
+
+    assert dict(WebhookEvent.objects.values_list("pk", "attempts")) == {first: 0, second: 1}
+
+
+class LingeringClock:
+    """The processing module's clock; while the run sleeps, another callback is stored, as one
+    whose hint was throttled by the hint that started the run would be."""
+
+    def __init__(self, partner) -> None:
+        self.partner, self.now, self.slept = partner, 0.0, 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        stored(self.partner, "integration_disabled", site_uuid=str(uuid.uuid4()))
+        self.now += seconds
+        self.slept += seconds
+
+
+def test_a_run_looks_once_more_a_hint_interval_after_it_started(partner, published, monkeypatch):
+    monkeypatch.setattr(callbacks, "HINT_INTERVAL", 0.1)
+    clock = LingeringClock(partner)
+    monkeypatch.setattr(callbacks, "time", clock)
+    stored(partner, "integration_disabled", site_uuid=str(uuid.uuid4()))
+
+    assert webhook_events_process() == 2
+
+    assert clock.slept == pytest.approx(0.1)
+    assert not WebhookEvent.objects.filter(state=WebhookEvent.State.RECEIVED).exists()
+
+
+def test_a_web_process_asks_for_processing_at_most_once_per_hint_interval(published, monkeypatch):
+    monkeypatch.setattr(callbacks, "HINT_INTERVAL", 60.0)
+
+    assert webhook_events_hint() is True
+    assert webhook_events_hint() is False  # the run the first hint starts will find this one's callback
+    assert webhook_events_hint(force=True) is True
+    assert published == ["webhook_events_process"] * 2
+
+
+def test_a_task_message_from_before_batches_still_gets_its_event_processed(partner):
+    event_id = stored(partner, "integration_disabled", site_uuid=str(uuid.uuid4()))
+
+    tasks.webhook_event_process.delay(event_id)
+
+    assert WebhookEvent.objects.get(pk=event_id).state == WebhookEvent.State.PROCESSED

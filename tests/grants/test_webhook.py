@@ -8,9 +8,12 @@ from datetime import UTC, datetime
 import pytest
 from kombu.exceptions import OperationalError
 
+from grants import tasks, webhooks
 from grants.callbacks import webhook_events_requeue
 from grants.models import Partner, WebhookEvent, WebhookRejection
+from grants.services import partner_create
 from grants.signing import sign
+from tests.clock import ManualClock
 from tests.grants.conftest import LEAD_ID, SITE_UUID, body_bytes
 from tests.grants.signature_contract import SignedEndpoint, SignedEndpointContract
 
@@ -183,15 +186,12 @@ def test_a_callback_whose_task_message_was_lost_is_processed_by_the_requeue(rg, 
     assert (event.state, event.attempts) == (WebhookEvent.State.PROCESSED, 1)
 
 
-def test_a_broker_outage_still_answers_200_and_keeps_the_callback(rg, settings, monkeypatch):
-    from grants import tasks
-
+def test_a_broker_outage_still_answers_200_and_keeps_the_callback(rg, published, monkeypatch):
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     # The broker edge: publishing fails the way kombu fails when Redis is down.
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    monkeypatch.setattr(tasks.webhook_event_process, "delay", broker_down)
+    monkeypatch.setattr(tasks.webhook_events_process, "delay", broker_down)
     response = rg.send("integration_enabled", site_uuid=str(SITE_UUID))
     assert response.status_code == 200
     assert WebhookEvent.objects.get().state == WebhookEvent.State.RECEIVED
@@ -206,3 +206,82 @@ def test_two_partners_never_see_each_others_callbacks(rg, other_partner, client,
     )
     assert response.status_code == 401  # signed with the first partner's secret
     assert list(WebhookEvent.objects.values_list("partner__slug", flat=True)) == ["acme-leads"]
+
+
+def test_a_stored_callback_costs_one_sql_statement_once_its_partner_is_known(
+    rg, published, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(2):  # the partner's row, then the callback's INSERT
+        assert rg.send("created", id=str(LEAD_ID), site_uuid=str(SITE_UUID), first_name="Jack").status_code == 200
+    with django_assert_max_num_queries(1) as captured:
+        assert rg.send("updated", id=str(LEAD_ID), site_uuid=str(SITE_UUID), phone="808").status_code == 200
+
+    assert captured.captured_queries[0]["sql"].startswith('INSERT INTO "grants_webhookevent"')
+    assert published == ["webhook_events_process"] * 2  # the hint: a broker message, no SQL
+    assert WebhookEvent.objects.filter(state=WebhookEvent.State.RECEIVED).count() == 2
+
+
+def test_a_replay_is_caught_by_the_unique_key_in_two_statements_without_reading_first(
+    rg, published, django_assert_max_num_queries
+):
+    body = body_bytes("created", id=str(LEAD_ID), site_uuid=str(SITE_UUID))
+    rg.post(body, action="created")
+
+    with django_assert_max_num_queries(2) as captured:
+        assert rg.post(body, action="created").status_code == 200
+
+    insert, replay = (query["sql"] for query in captured.captured_queries)
+    assert insert.startswith("INSERT") and "ON CONFLICT" in insert
+    assert replay.startswith("UPDATE")  # only a failed event goes round again
+    assert WebhookEvent.objects.count() == 1
+    assert published == ["webhook_events_process"]  # nothing failed: nothing to ask for again
+
+
+@pytest.fixture
+def clock(monkeypatch, settings) -> ManualClock:
+    settings.PARTNER_CACHE_SECONDS = 5
+    clock = ManualClock()
+    monkeypatch.setattr(webhooks, "monotonic", clock)
+    return clock
+
+
+def test_a_partner_deactivated_by_another_process_is_refused_once_the_cache_bound_has_passed(rg, partner, clock):
+    assert rg.send("created", id=str(LEAD_ID), n=1).status_code == 200
+    # As another process would: a plain UPDATE sends no signal to this one.
+    Partner.objects.filter(pk=partner.pk).update(is_active=False)
+
+    clock.now += 4.9
+    assert rg.send("created", id=str(LEAD_ID), n=2).status_code == 200
+    clock.now += 0.2
+    assert rg.send("created", id=str(LEAD_ID), n=3).status_code == 404
+    assert WebhookEvent.objects.count() == 2
+
+
+def test_a_secret_rotated_by_another_process_takes_effect_once_the_cache_bound_has_passed(rg, partner, clock):
+    assert rg.send("created", id=str(LEAD_ID), n=1).status_code == 200
+    Partner.objects.filter(pk=partner.pk).update(webhook_secrets_encrypted=json.dumps(["whsec-acme-2027"]))
+
+    clock.now += 4.9
+    assert rg.send("created", id=str(LEAD_ID), n=2).status_code == 200
+    clock.now += 0.2
+    old = body_bytes("created", id=str(LEAD_ID), n=3)
+    assert rg.post(old, action="created").status_code == 401
+    assert rg.post(old, action="created", signature=sign(old, "whsec-acme-2027")).status_code == 200
+
+
+def test_a_partner_changed_in_this_process_takes_effect_at_once(rg, partner, clock):
+    assert rg.send("created", id=str(LEAD_ID), n=1).status_code == 200
+    partner.is_active = False
+    partner.save()
+    assert rg.send("created", id=str(LEAD_ID), n=2).status_code == 404
+
+
+def test_a_partner_created_after_its_slug_was_probed_is_found_at_once(db, client, clock):
+    body = body_bytes("integration_enabled", site_uuid=str(SITE_UUID))
+    headers = {"X-Lead-Router-Signature": sign(body, "whsec-late")}
+    url = "/webhooks/realgeeks/late-co/"
+    assert client.post(url, body, content_type="application/json", headers=headers).status_code == 404
+
+    partner_create(name="Late Co", rg_username="late", rg_password="rg-password-late", webhook_secret="whsec-late")
+
+    assert client.post(url, body, content_type="application/json", headers=headers).status_code == 200

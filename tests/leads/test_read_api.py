@@ -16,6 +16,7 @@ from leads.models import Delivery, Lead
 from leads.services import lead_submit
 from portal.models import AuditEntry
 from tests.leads.conftest import SITE_UUID, basic
+from tests.leads.long_history import REQUEST_BODY, long_history
 
 pytestmark = pytest.mark.django_db
 
@@ -259,3 +260,184 @@ def test_the_schema_describes_the_push_and_read_apis_and_the_docs_use_no_cdn(cli
     assert "site_circuit" in components["LeadDetail"]["properties"]
     assert docs.status_code == 200
     assert "cdn" not in docs.content.decode().lower()
+
+
+def follow(client: Client, url: str | None, key: str = "next") -> list[dict]:
+    """Every row from `url` on, following the pages' `key` links to the end."""
+    rows: list[dict] = []
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200, response.json()
+        rows += response.json()["results"]
+        url = response.json()[key]
+    return rows
+
+
+def test_a_lead_document_holds_its_latest_deliveries_and_their_latest_attempts(push, partner, site, settings):
+    made = lead(partner, "kai@example.com")
+    newest = long_history(made, deliveries=300, attempts=60)
+
+    body = push.get(f"/api/leads/{made.lead_id}/").json()
+
+    assert [d["sequence"] for d in body["deliveries"]] == list(range(300, 250, -1))
+    assert body["deliveries_total"] == 300
+    assert body["deliveries_next"].startswith(f"http://testserver/api/leads/{made.lead_id}/deliveries/?cursor=")
+    first = body["deliveries"][0]
+    assert (first["id"], first["attempt_count"]) == (str(newest.public_id), 60)
+    assert [a["number"] for a in first["attempts"]] == list(range(60, 50, -1))
+    assert first["attempts_next"].startswith(f"http://testserver/api/deliveries/{newest.public_id}/attempts/?cursor=")
+    assert body["deliveries"][1]["attempts"] == [] and body["deliveries"][1]["attempts_next"] is None
+    # Attempts store the whole body sent; the document holds the first ATTEMPT_BODY_MAX_CHARS of it.
+    assert {len(a["request_body"]) for a in first["attempts"]} == {settings.ATTEMPT_BODY_MAX_CHARS}
+    assert first["attempts"][0]["request_body"] == REQUEST_BODY[: settings.ATTEMPT_BODY_MAX_CHARS]
+
+
+def test_a_short_history_is_whole_in_the_document_with_no_links(
+    push, partner, site, rg, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        made = lead(partner, "kai@example.com")
+
+    body = push.get(f"/api/leads/{made.lead_id}/").json()
+
+    assert (body["deliveries_total"], body["deliveries_next"]) == (1, None)
+    (delivery,) = body["deliveries"]
+    assert (len(delivery["attempts"]), delivery["attempts_next"]) == (1, None)
+
+
+def test_the_links_walk_every_delivery_and_attempt_once(push, partner, site):
+    made = lead(partner, "kai@example.com")
+    newest = long_history(made, deliveries=300, attempts=60)
+    body = push.get(f"/api/leads/{made.lead_id}/").json()
+
+    older = follow(push, body["deliveries_next"])
+    earlier = follow(push, body["deliveries"][0]["attempts_next"])
+
+    assert [d["sequence"] for d in body["deliveries"] + older] == list(range(300, 0, -1))
+    assert [a["number"] for a in body["deliveries"][0]["attempts"] + earlier] == list(range(60, 0, -1))
+    everything = follow(push, f"/api/deliveries/{newest.public_id}/attempts/")
+    assert [a["number"] for a in everything] == list(range(60, 0, -1))
+    assert [d["sequence"] for d in follow(push, f"/api/leads/{made.lead_id}/deliveries/")] == list(range(300, 0, -1))
+
+
+def test_previous_links_walk_back_to_the_newest(push, partner, site):
+    made = lead(partner, "kai@example.com")
+    long_history(made, deliveries=120, attempts=1)
+    last = push.get(f"/api/leads/{made.lead_id}/deliveries/?page_size=50").json()
+    for _ in range(2):
+        last = push.get(last["next"]).json()
+
+    back = follow(push, last["previous"], key="previous")
+
+    assert [d["sequence"] for d in last["results"]] == list(range(20, 0, -1))
+    assert [d["sequence"] for d in back] == list(range(70, 20, -1)) + list(range(120, 70, -1))
+
+
+def test_a_page_holds_at_most_the_settings_worth(push, partner, site, settings):
+    settings.LEAD_PAGE_DELIVERIES, settings.LEAD_PAGE_ATTEMPTS = 7, 3
+    made = lead(partner, "kai@example.com")
+    newest = long_history(made, deliveries=20, attempts=5)
+
+    body = push.get(f"/api/leads/{made.lead_id}/").json()
+    asked_for_more = push.get(f"/api/leads/{made.lead_id}/deliveries/?page_size=1000").json()
+    fewer = push.get(f"/api/deliveries/{newest.public_id}/attempts/?page_size=2").json()
+
+    assert [d["sequence"] for d in body["deliveries"]] == list(range(20, 13, -1))
+    assert [a["number"] for a in body["deliveries"][0]["attempts"]] == [5, 4, 3]
+    assert len(asked_for_more["results"]) == 7
+    assert [a["number"] for a in fewer["results"]] == [5, 4]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "named"),
+    [
+        ("/api/leads/{lead}/deliveries/", "cursor=garbage", "cursor"),
+        ("/api/leads/{lead}/deliveries/", "cursor=cD1hYmM=", "cursor"),  # base64 of p=abc: not a sequence
+        ("/api/leads/{lead}/deliveries/", "cursor=bz0tMyZwPTQ=", "cursor"),  # o=-3&p=4: a negative offset
+        ("/api/leads/{lead}/deliveries/", "page_size=0", "page_size"),
+        ("/api/leads/{lead}/deliveries/", "page_size=ten", "page_size"),
+        ("/api/deliveries/{delivery}/attempts/", "cursor=%00%ff", "cursor"),
+        ("/api/deliveries/{delivery}/attempts/", "cursor=cj14JnA9MQ==", "cursor"),  # r=x&p=1: not a direction
+        ("/api/deliveries/{delivery}/attempts/", "page_size=-1", "page_size"),
+        ("/api/leads/", "cursor=cD15ZXN0ZXJkYXk=", "cursor"),  # p=yesterday: not a time
+        ("/api/leads/", "page_size=1.5", "page_size"),
+    ],
+)
+def test_a_cursor_or_page_size_the_api_did_not_hand_out_is_a_400_in_rgs_shape(push, partner, site, path, query, named):
+    made = lead(partner, "kai@example.com")
+    url = path.format(lead=made.lead_id, delivery=made.deliveries.get().public_id)
+
+    response = push.get(f"{url}?{query}")
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["error"] and response.json()["error"].startswith(f"{named}: ")
+
+
+def test_another_partners_deliveries_and_attempts_are_a_404(other_client, partner, site):
+    made = lead(partner, "kai@example.com")
+    delivery = made.deliveries.get()
+
+    for url in (f"/api/leads/{made.lead_id}/deliveries/", f"/api/deliveries/{delivery.public_id}/attempts/"):
+        response = other_client.get(url)
+        assert response.status_code == 404 and list(response.json()) == ["error"], url
+    assert other_client.get("/api/leads/not-a-uuid/deliveries/").status_code == 404
+
+
+def test_the_document_and_its_pages_run_the_same_few_queries_however_long_the_history(
+    push, partner, site, django_assert_max_num_queries
+):
+    short = lead(partner, "short@example.com")
+    push.get("/api/sites/")  # the key's authentication, cached from here on
+    urls = {
+        "document": f"/api/leads/{short.lead_id}/",
+        "deliveries": f"/api/leads/{short.lead_id}/deliveries/",
+        "attempts": f"/api/deliveries/{short.deliveries.get().public_id}/attempts/",
+    }
+    few = {}
+    for name, url in urls.items():
+        with django_assert_max_num_queries(3) as captured:
+            push.get(url)
+        few[name] = len(captured.captured_queries)
+    made = lead(partner, "kai@example.com")
+    newest = long_history(made, deliveries=300, attempts=60)
+    body = push.get(f"/api/leads/{made.lead_id}/").json()
+
+    for name, url in {
+        "document": f"/api/leads/{made.lead_id}/",
+        "deliveries": body["deliveries_next"],
+        "attempts": body["deliveries"][0]["attempts_next"],
+    }.items():
+        with django_assert_max_num_queries(few[name]):
+            assert push.get(url).status_code == 200
+    assert newest.attempt_count == 60
+
+
+def test_a_retry_answers_with_the_deliverys_latest_attempts(
+    push, partner, site, rg, django_capture_on_commit_callbacks
+):
+    made = lead(partner, "kai@example.com")
+    newest = long_history(made, deliveries=2, attempts=60)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = push.post(f"/api/deliveries/{newest.public_id}/retry")
+
+    assert response.status_code == 202
+    assert [a["number"] for a in response.json()["attempts"]] == list(range(60, 50, -1))
+    assert response.json()["attempts_next"]
+
+
+def test_the_schema_describes_the_paged_deliveries_and_attempts(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+
+    components = schema["components"]["schemas"]
+    assert {"deliveries", "deliveries_total", "deliveries_next"} <= set(components["LeadDetail"]["properties"])
+    assert {"attempts", "attempts_next", "attempt_count"} <= set(components["Delivery"]["properties"])
+    assert components["LeadDetail"]["properties"]["deliveries_next"]["nullable"] is True
+    for path, listed in [
+        ("/api/leads/{lead_id}/deliveries/", "PaginatedDeliveryList"),
+        ("/api/deliveries/{delivery_id}/attempts/", "PaginatedAttemptList"),
+    ]:
+        operation = schema["paths"][path]["get"]
+        assert {p["name"] for p in operation["parameters"]} >= {"cursor", "page_size"}
+        assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith(listed)
+        assert {"400", "404"} <= set(operation["responses"])

@@ -33,9 +33,11 @@ def receive(partner: Partner, body: dict | bytes, *, action: str = "", **headers
     sent = {"X-Lead-Router-Timestamp": "2026-11-03T18:22:05.123456789Z", "Content-Type": "application/json"}
     if action:
         sent["X-Lead-Router-Action"] = action
-    return webhook_event_receive(
-        partner=partner, body=raw, headers=CaseInsensitiveMapping({**sent, **headers}), remote_addr="203.0.113.9"
+    received = webhook_event_receive(
+        partner_id=partner.pk, body=raw, headers=CaseInsensitiveMapping({**sent, **headers}), remote_addr="203.0.113.9"
     )
+    assert received.event_id is not None
+    return WebhookEvent.objects.get(pk=received.event_id)
 
 
 def failed(event: WebhookEvent, error: str) -> WebhookEvent:
@@ -65,7 +67,7 @@ def test_staff_never_see_another_partners_callbacks_even_by_guessing_urls(acme_c
     theirs = failed(
         receive(other_partner, {"site_uuid": str(SITE_UUID)}, action="integration_enabled"), "Other Co's failure"
     )
-    webhook_rejection_record(partner=other_partner, reason="Other Co's bad signature")
+    webhook_rejection_record(partner_id=other_partner.pk, reason="Other Co's bad signature")
 
     listing = acme_client.get(reverse("portal:callback_list")).content.decode()
     detail = acme_client.get(reverse("portal:callback_detail", args=[theirs.public_id]))
@@ -82,7 +84,7 @@ def test_staff_never_see_another_partners_callbacks_even_by_guessing_urls(acme_c
 
 def test_the_rejected_signature_count_and_last_reason_are_shown_per_partner(root_client, partner, other_partner):
     for _ in range(3):
-        webhook_rejection_record(partner=partner, reason="Signature does not match", remote_addr="198.51.100.7")
+        webhook_rejection_record(partner_id=partner.pk, reason="Signature does not match", remote_addr="198.51.100.7")
 
     content = root_client.get(reverse("portal:callback_list")).content.decode()
 
@@ -241,7 +243,7 @@ def test_the_reprocess_form_needs_a_csrf_token(partner, acme_staff):
 
 def test_the_callback_pages_show_no_secret(root_client, partner, other_partner):
     event = failed(receive(partner, {"site_uuid": str(SITE_UUID)}, action="integration_enabled"), "boom")
-    webhook_rejection_record(partner=partner, reason="Signature does not match")
+    webhook_rejection_record(partner_id=partner.pk, reason="Signature does not match")
 
     for url in (
         reverse("portal:callback_list"),

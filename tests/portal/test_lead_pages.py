@@ -18,9 +18,10 @@ from django.urls import reverse
 from grants.models import Partner, Site
 from grants.services import site_grant
 from leads.engine import pump_run
-from leads.models import Lead
+from leads.models import Delivery, Lead
 from leads.services import lead_submit
 from tests.leads.conftest import FakeRealGeeks
+from tests.leads.long_history import REQUEST_BODY, long_history
 
 pytestmark = pytest.mark.django_db
 
@@ -292,7 +293,7 @@ def test_another_partners_lead_is_a_404_however_its_url_is_guessed(acme_client, 
 
 def test_the_leads_pages_need_a_staff_login(client, django_user_model, partner, site, send, rg):
     lead = send(partner, "kai@example.com")
-    for url in (reverse("portal:lead_list"), lead_url(lead)):
+    for url in (reverse("portal:lead_list"), lead_url(lead), delivery_url(lead, lead.deliveries.get())):
         assert client.get(url)["Location"].startswith(reverse("login"))
     client.force_login(django_user_model.objects.create_user("visitor", password="pw-visitor-123"))
     assert client.get(reverse("portal:lead_list")).status_code == 403
@@ -304,6 +305,7 @@ def test_no_secret_appears_on_any_leads_page(root_client, partner, other_partner
     pages = [
         reverse("portal:lead_list"),
         lead_url(lead),
+        delivery_url(lead, lead.deliveries.get()),
         reverse("portal:lead_edit", args=[partner.slug, lead.lead_id]),
         reverse("portal:lead_patch", args=[partner.slug, lead.lead_id]),
         reverse("portal:lead_activity", args=[partner.slug, lead.lead_id]),
@@ -329,3 +331,132 @@ def test_dates_filter_whole_utc_days(acme_client, partner, site, send, rg):
 
     assert listed(acme_client, "created_to=2026-03-01") == ["late@example.com"]
     assert listed(acme_client, "created_from=2026-03-02") == ["early@example.com"]
+
+
+def delivery_url(lead: Lead, delivery: Delivery) -> str:
+    return reverse("portal:delivery_detail", args=[lead.partner.slug, lead.lead_id, delivery.public_id])
+
+
+def walk(client: Any, url: str, link: str, listed: Any) -> list[list[Any]]:
+    """What `listed(response)` gives on each page from `url` on, following the context's `link`."""
+    pages = []
+    for _ in range(20):
+        response = client.get(url)
+        assert response.status_code == 200
+        pages.append(listed(response))
+        if not response.context[link]:
+            return pages
+        url = response.context[link]
+    raise AssertionError(f"{link} never ran out")
+
+
+def sequences(response: Any) -> list[int]:
+    return [item["delivery"].sequence for item in response.context["timeline"]]
+
+
+def numbers(response: Any) -> list[int]:
+    return [row["attempt"].number for row in response.context["item"]["attempts"]]
+
+
+def test_the_lead_page_shows_its_latest_deliveries_and_pages_through_the_rest(acme_client, partner, site, send, rg):
+    lead = send(partner, "kai@example.com")
+    long_history(lead, deliveries=300, attempts=60)
+
+    response = acme_client.get(lead_url(lead))
+    page = unescape(response.content.decode())
+    pages = walk(acme_client, lead_url(lead), "older_url", sequences)
+
+    assert sequences(response) == list(range(300, 250, -1))
+    assert "deliveries #251 to #300 of 300" in page
+    assert 'rel="next">Older deliveries' in page and "Newer deliveries" not in page
+    assert [len(p) for p in pages] == [50] * 6
+    assert [n for p in pages for n in p] == list(range(300, 0, -1))
+
+
+def test_newer_links_walk_back_to_the_newest_deliveries(acme_client, partner, site, send, rg):
+    lead = send(partner, "kai@example.com")
+    long_history(lead, deliveries=120, attempts=1)
+    oldest = acme_client.get(lead_url(lead) + "?before=21")
+
+    back = walk(acme_client, lead_url(lead) + "?before=21", "newer_url", sequences)
+
+    assert sequences(oldest) == list(range(20, 0, -1)) and oldest.context["older_url"] is None
+    assert back == [list(range(20, 0, -1)), list(range(70, 20, -1)), list(range(120, 70, -1))]
+    assert acme_client.get(lead_url(lead) + "?after=70").context["newest_url"] is None
+
+
+def test_a_delivery_shows_its_latest_attempts_and_its_own_page_has_the_rest(acme_client, partner, site, send, rg):
+    lead = send(partner, "kai@example.com")
+    newest = long_history(lead, deliveries=2, attempts=60)
+
+    response = acme_client.get(lead_url(lead))
+    (item, _) = response.context["timeline"]
+    page = unescape(response.content.decode())
+    pages = walk(acme_client, item["older_attempts_url"], "older_url", numbers)
+    own = acme_client.get(delivery_url(lead, newest))
+
+    assert [row["attempt"].number for row in item["attempts"]] == list(range(60, 50, -1))
+    assert item["older_attempts_url"] == delivery_url(lead, newest) + "?before=51"
+    assert "The latest 10 of 60 attempts." in page
+    assert [n for p in pages for n in p] == list(range(50, 0, -1))
+    assert numbers(own) == list(range(60, 50, -1))
+    assert "#51 to #60 of 60" in unescape(own.content.decode())
+    assert "#2 Update lead" in unescape(own.content.decode())
+
+
+def test_an_attempts_request_body_is_shown_cut_like_its_response_body(acme_client, partner, site, send, rg, settings):
+    lead = send(partner, "kai@example.com")
+    long_history(lead, deliveries=2, attempts=1)
+
+    page = unescape(acme_client.get(lead_url(lead)).content.decode())
+
+    assert REQUEST_BODY[: settings.ATTEMPT_BODY_MAX_CHARS] in page
+    assert REQUEST_BODY[: settings.ATTEMPT_BODY_MAX_CHARS + 1] not in page
+
+
+def test_the_lead_and_delivery_pages_run_the_same_few_queries_however_long_the_history(
+    acme_client, partner, site, send, rg, django_assert_max_num_queries
+):
+    short = send(partner, "short@example.com")
+    short_delivery_url = delivery_url(short, short.deliveries.get())
+    with django_assert_max_num_queries(8) as few_on_the_lead:
+        acme_client.get(lead_url(short))
+    with django_assert_max_num_queries(6) as few_on_the_delivery:
+        acme_client.get(short_delivery_url)
+    lead = send(partner, "kai@example.com")
+    newest = long_history(lead, deliveries=300, attempts=60)
+    urls = (lead_url(lead) + "?before=200", delivery_url(lead, newest) + "?before=30")
+
+    with django_assert_max_num_queries(len(few_on_the_lead.captured_queries)):
+        response = acme_client.get(urls[0])
+    with django_assert_max_num_queries(len(few_on_the_delivery.captured_queries)):
+        acme_client.get(urls[1])
+    assert len(response.context["timeline"]) == 50
+
+
+def test_a_broken_delivery_or_attempt_cursor_shows_the_newest(acme_client, partner, site, send, rg):
+    lead = send(partner, "kai@example.com")
+    newest = long_history(lead, deliveries=60, attempts=12)
+
+    for query in ("before=garbage", "after=-3", "before=99999999999999999999"):
+        assert sequences(acme_client.get(f"{lead_url(lead)}?{query}"))[0] == 60, query
+        assert numbers(acme_client.get(f"{delivery_url(lead, newest)}?{query}"))[0] == 12, query
+
+
+def test_a_delivery_page_is_a_404_for_another_partners_or_another_leads_delivery(
+    acme_client, partner, other_partner, site, send, rg
+):
+    site_grant(partner=other_partner, site_uuid=OTHER_SITE_UUID, source=Site.Source.MANUAL)
+    theirs = send(other_partner, "theirs@example.com", site_uuid=OTHER_SITE_UUID)
+    mine = send(partner, "mine@example.com")
+    also_mine = send(partner, "also@example.com")
+
+    for slug, lead, delivery in [
+        (other_partner.slug, theirs, theirs.deliveries.get()),
+        (partner.slug, theirs, theirs.deliveries.get()),
+        (partner.slug, mine, theirs.deliveries.get()),
+        (partner.slug, mine, also_mine.deliveries.get()),  # my delivery, but of another lead
+    ]:
+        url = reverse("portal:delivery_detail", args=[slug, lead.lead_id, delivery.public_id])
+        assert acme_client.get(url).status_code == 404, url
+    assert acme_client.get(delivery_url(mine, mine.deliveries.get())).status_code == 200

@@ -121,3 +121,15 @@ def test_the_stored_leads_can_be_read_back_with_their_activities_in_order(client
     assert [a["type"] for a in leads[0]["activities"]] == ["contact_emailed", "property_viewed", "note"]
     assert client.get("/sandbox/leads.json").status_code == 400
     assert client.get(f"/sandbox/leads.json?site={OTHER_SITE}").json() == []
+
+
+def test_a_creates_x_router_destinations_is_kept_and_shown(client, rg, example_lead):
+    headers = {"Authorization": basic(), "X-ROUTER-DESTINATIONS": "buyers-team,crm"}
+    client.post(f"/sandbox/rest/sites/{SITE}/leads", example_lead, content_type="application/json", headers=headers)
+    rg.create(example_lead)
+
+    with_them, without = client.get("/sandbox/requests.json").json()[::-1]
+    assert (with_them["status"], with_them["router_destinations"]) == (201, "buyers-team,crm")
+    assert without["router_destinations"] == ""
+    page = client.get("/sandbox/requests/").content.decode()
+    assert "X-ROUTER-DESTINATIONS: <code>buyers-team,crm</code>" in page

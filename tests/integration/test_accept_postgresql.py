@@ -1,0 +1,95 @@
+"""The accept path on PostgreSQL, in production's shape (autocommit, no test transaction): a push
+is two statements once its API key is known, and concurrent pushes of one lead lose nothing."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import postgres  # noqa: F401
+from tests.leads.test_stats_postgresql import manage
+
+pytestmark = pytest.mark.integration
+
+PUSH_AND_COUNT = """
+import base64, json, threading, uuid
+from collections import Counter
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from grants.models import Site
+from grants.services import api_key_issue, partner_create, site_grant
+from leads.models import Delivery, Lead
+
+partner = partner_create(name="PG", rg_username="pg", rg_password="pw", webhook_secret="ws")
+site = uuid.uuid4()
+site_grant(partner=partner, site_uuid=site, source=Site.Source.MANUAL)
+key, secret = api_key_issue(partner=partner, label="pg")
+auth = "Basic " + base64.b64encode(f"{key.key_id}:{secret}".encode()).decode()
+lead_id = str(uuid.uuid4())
+
+def push(client, path, body, method="post", **headers):
+    return getattr(client, method)(
+        f"/rest/sites/{site}/leads{path}", data=json.dumps(body), content_type="application/json", **headers
+    )
+
+client = Client(HTTP_AUTHORIZATION=auth)
+push(client, "", {"source": "warm-up", "email": "warm@example.com"})  # the key is read, cached, touched
+counts = {}
+for name, path, body, method in [
+    ("create", "", {"id": lead_id, "source": "PG", "email": "jack@example.com"}, "post"),
+    ("update", f"/{lead_id}", {"notes": "call at 5"}, "patch"),
+    ("activities", f"/{lead_id}/activities", [{"type": "visited"}], "post"),
+    ("repeat", f"/{lead_id}/activities", [{"type": "visited"}], "post"),
+]:
+    with CaptureQueriesContext(connection) as queries:
+        response = push(client, path, body, method)
+    counts[name] = [len(queries), response.status_code]
+
+statuses = Counter()
+def hammer(n):
+    mine = Client(HTTP_AUTHORIZATION=auth)
+    for i in range(10):
+        response = push(mine, f"/{lead_id}/activities", [{"type": "note", "description": f"{n}-{i}"}])
+        statuses[response.status_code] += 1
+    connection.close()
+
+threads = [threading.Thread(target=hammer, args=(n,)) for n in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+lead = Lead.objects.get(lead_id=lead_id)
+sequences = list(Delivery.objects.filter(lead=lead).order_by("sequence").values_list("sequence", flat=True))
+print(json.dumps({
+    "counts": counts,
+    "statuses": dict(statuses),
+    "sequences": sequences,
+    "last_sequence": lead.last_sequence,
+    "activity_count": lead.activity_count,
+    "notes": sorted(a["description"] for a in lead.data["activities"] if a["type"] == "note"),
+}))
+"""
+
+
+def test_a_push_is_two_statements_and_concurrent_pushes_of_one_lead_lose_nothing(
+    postgres,  # noqa: F811
+    tmp_path: Path,
+):
+    url = postgres.create_database("accept_counts")
+    manage(url, tmp_path, "migrate", "--noinput")
+
+    result = json.loads(manage(url, tmp_path, "shell", "-c", PUSH_AND_COUNT).strip().splitlines()[-1])
+
+    # The read and the one-statement write; a repeat answers from the read alone (+ the original row).
+    assert result["counts"] == {
+        "create": [2, 201],
+        "update": [2, 200],
+        "activities": [2, 200],
+        "repeat": [2, 200],
+    }
+    assert result["statuses"] == {"200": 80}
+    assert result["sequences"] == list(range(1, 4 + 80))  # create, update, activities, then 80
+    assert result["last_sequence"] == 3 + 80
+    assert result["activity_count"] == 1 + 80
+    assert result["notes"] == sorted(f"{n}-{i}" for n in range(8) for i in range(10))
