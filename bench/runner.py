@@ -84,8 +84,7 @@ MODES = {
         profile_seconds=8,
         sequential_seconds=10,
         sender_seconds=4,
-        # Accepting a lead through lead_submit costs about 16 ms of CPU (Python and PostgreSQL):
-        # 20,000 would take about 3 minutes of backlog building alone on 2 cores.
+        # Half the 20,000 leads: quick mode is for checking a change, full for the record.
         drain_leads=10_000,
         embedded_leads=5_000,
         slow_leads=5_000,

@@ -27,6 +27,7 @@ from grants import destination, inbound
 from grants.destination import CallbackProblem
 from grants.models import Site, WebhookEvent, WebhookRejection
 from grants.services import site_grant, site_revoke
+from partner_portal.database import prepared_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def _insert_unless_stored(values: Mapping[str, Any]) -> Optional[int]:
         field.get_db_prep_value(values[field.attname] if field.attname in values else field.get_default(), connection)
         for field in _inserted_fields()
     ]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_insert_statement(), params)
         row = cursor.fetchone()
     return row[0] if row else None

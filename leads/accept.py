@@ -31,6 +31,7 @@ from django.db.models import Field, Model
 
 from grants.models import Site
 from leads.models import CREATING_OPERATIONS, Delivery, Lead
+from partner_portal.database import prepared_cursor
 
 # A lead's summary with one more pending delivery (leads.models.lead_summary_from): a failure,
 # a retry or a hold still outranks it; anything calmer becomes pending, with no HTTP status or
@@ -56,6 +57,19 @@ class Known:
     activity_count: int
     repeated_delivery_id: Optional[int]  # a delivery of the same request within the window
     keyed_delivery_id: Optional[int]  # the delivery that already used this Idempotency-Key
+
+
+# What a push knows before reading anything: no site, no lead, no earlier push.
+NOTHING_KNOWN = Known(
+    site_id=None,
+    lead_pk=None,
+    lead_site_id=None,
+    data={},
+    last_sequence=0,
+    activity_count=0,
+    repeated_delivery_id=None,
+    keyed_delivery_id=None,
+)
 
 
 @dataclass(frozen=True)
@@ -109,7 +123,7 @@ def known(
     """Step 1, one statement. With `lock` (inside a transaction) the lead's row is locked first."""
     lead_uuid = _prep(Lead, "lead_id", lead_id)
     if lock and connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             # FOR UPDATE cannot take the nullable side of the outer join below; lock it alone.
             cursor.execute(
                 "SELECT id FROM leads_lead WHERE partner_id = %s AND lead_id = %s FOR UPDATE", [partner_id, lead_uuid]
@@ -139,7 +153,7 @@ def known(
         "LEFT JOIN leads_lead l ON l.partner_id = %s AND l.lead_id = %s"
     )
     params += [partner_id, _prep(Site, "site_uuid", site_uuid), partner_id, lead_uuid]
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     site_id, lead_pk, lead_site_id, data, last_sequence, activity_count, repeated = row[:7]
@@ -170,41 +184,80 @@ _LEAD_INSERT = (
     f"VALUES (%s, %s, %s, %s, %s, %s, 'pending', '', 1, {_STATE_PLACES}) "
     "ON CONFLICT (partner_id, lead_id) DO NOTHING RETURNING id, last_sequence"
 )
+# PostgreSQL, a create when nothing is known yet: the lead is inserted at the site found by its
+# UUID, so a create of a new lead at a known site needs no read first (the common push). No row
+# comes back when the site is unknown or the lead exists: then the push reads and merges.
+_LEAD_INSERT_AT_SITE = (
+    "INSERT INTO leads_lead (partner_id, site_id, lead_id, created_elsewhere, created, updated, status, "  # noqa: S608
+    f"last_error, last_sequence, {', '.join(_STATE)}) "
+    "SELECT %s::bigint, s.id, %s::uuid, false, %s::timestamptz, %s::timestamptz, 'pending', '', 1, "
+    "%s::jsonb, %s::text, %s::text, %s::text, %s::integer "
+    "FROM grants_site s WHERE s.partner_id = %s AND s.site_uuid = %s "
+    "ON CONFLICT (partner_id, lead_id) DO NOTHING RETURNING id, last_sequence"
+)
 _LEAD_UPDATE = (
     f"UPDATE leads_lead SET {', '.join(f'{name} = %s' for name in _STATE)}, updated = %s, "  # noqa: S608
     f"last_sequence = last_sequence + 1, {_STATUS_WITH_PENDING} "
     "WHERE id = %s AND last_sequence = %s RETURNING id, last_sequence"
 )
-_DELIVERY_COLUMNS = (
-    "public_id",
-    "operation",
-    "payload",
-    "origin",
-    "actor_id",
-    "api_key_id",
-    "request_digest",
-    "idempotency_key",
-    "router_destinations",
-    "next_attempt_at",
-    "created",
-    "updated",
-)
+# The delivery's columns a push sets, with their PostgreSQL types: a parameter in a SELECT list
+# (the one-statement form below) has no column to take its type from, so it is cast.
+_DELIVERY_COLUMNS = {
+    "public_id": "uuid",
+    "operation": "text",
+    "payload": "jsonb",
+    "origin": "text",
+    "actor_id": "integer",
+    "api_key_id": "bigint",
+    "request_digest": "text",
+    "idempotency_key": "text",
+    "router_destinations": "text",
+    "next_attempt_at": "timestamptz",
+    "created": "timestamptz",
+    "updated": "timestamptz",
+}
 _DELIVERY_INTO = (
     f"INSERT INTO leads_delivery (lead_id, sequence, {', '.join(_DELIVERY_COLUMNS)}, status, retry_trigger, "
     "attempt_count, attempts_before_retry, last_error)"
 )
-_DELIVERY_PLACES = ", ".join(["%s"] * len(_DELIVERY_COLUMNS)) + ", 'pending', '', 0, 0, ''"
+_DELIVERY_FIXED = "'pending', '', 0, 0, ''"
+_DELIVERY_PLACES = ", ".join(["%s"] * len(_DELIVERY_COLUMNS)) + f", {_DELIVERY_FIXED}"
+_DELIVERY_TYPED_PLACES = ", ".join(f"%s::{kind}" for kind in _DELIVERY_COLUMNS.values()) + f", {_DELIVERY_FIXED}"
 # PostgreSQL: the lead's statement feeds the delivery's; one statement, atomic by itself, so
 # autocommit spends no round trips on BEGIN and COMMIT.
 _ONE_STATEMENT = {
     lead_sql: (
         f"WITH lead AS ({lead_sql}) {_DELIVERY_INTO} "  # noqa: S608
-        f"SELECT lead.id, lead.last_sequence, {_DELIVERY_PLACES} FROM lead RETURNING id, lead_id, sequence"
+        f"SELECT lead.id, lead.last_sequence, {_DELIVERY_TYPED_PLACES} FROM lead RETURNING id, lead_id, sequence"
     )
-    for lead_sql in (_LEAD_INSERT, _LEAD_UPDATE)
+    for lead_sql in (_LEAD_INSERT, _LEAD_UPDATE, _LEAD_INSERT_AT_SITE)
 }
 # SQLite: the delivery's statement after the lead's, in one transaction.
 _DELIVERY_INSERT = f"{_DELIVERY_INTO} VALUES (%s, %s, {_DELIVERY_PLACES}) RETURNING id, lead_id, sequence"
+
+
+def creates_without_reading() -> bool:
+    """Whether `create` can store a new lead without the read (one statement on PostgreSQL)."""
+    return connection.vendor == "postgresql"
+
+
+def create(
+    *, partner_id: int, site_uuid: uuid.UUID, lead_id: uuid.UUID, lead: LeadState, delivery: NewDelivery
+) -> Optional[tuple[int, int, int]]:
+    """A new lead at a known site and its first delivery, in one statement (PostgreSQL only).
+    Returns (delivery id, lead pk, sequence), or None when the site is unknown or the lead
+    exists: nothing was written, and the push goes the read-then-write way."""
+    now = _prep(Lead, "created", delivery.now)
+    lead_params = [
+        partner_id,
+        _prep(Lead, "lead_id", lead_id),
+        now,
+        now,
+        *_state_params(lead),
+        partner_id,
+        _prep(Site, "site_uuid", site_uuid),
+    ]
+    return _execute_one(_LEAD_INSERT_AT_SITE, lead_params, _delivery_params(delivery, now))
 
 
 def write(
@@ -213,10 +266,7 @@ def write(
     """Step 3: store the lead's new state and the delivery. Returns (delivery id, lead pk,
     sequence), or None when the lead changed since `known` was read (read and merge again)."""
     now = _prep(Lead, "created", delivery.now)
-    state = [
-        _prep(Lead, name, value)
-        for name, value in zip(_STATE, (lead.data, lead.email, lead.name, lead.phone, lead.activity_count), strict=True)
-    ]
+    state = _state_params(lead)
     if known.lead_pk is None:
         lead_sql = _LEAD_INSERT
         creates_elsewhere = delivery.operation not in CREATING_OPERATIONS
@@ -224,7 +274,33 @@ def write(
     else:
         lead_sql = _LEAD_UPDATE
         lead_params = [*state, now, known.lead_pk, known.last_sequence]
-    values = [
+    values = _delivery_params(delivery, now)
+    if connection.vendor == "postgresql":
+        return _execute_one(lead_sql, lead_params, values)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(lead_sql, lead_params)
+        written = cursor.fetchone()
+        if written is None:
+            return None
+        cursor.execute(_DELIVERY_INSERT, [*written, *values])
+        row = cursor.fetchone()
+        return (row[0], row[1], row[2])
+
+
+def _execute_one(lead_sql: str, lead_params: list[Any], delivery_params: list[Any]) -> Optional[tuple[int, int, int]]:
+    with prepared_cursor() as cursor:
+        cursor.execute(_ONE_STATEMENT[lead_sql], [*lead_params, *delivery_params])
+        row = cursor.fetchone()
+    return (row[0], row[1], row[2]) if row else None
+
+
+def _state_params(lead: LeadState) -> list[Any]:
+    values = (lead.data, lead.email, lead.name, lead.phone, lead.activity_count)
+    return [_prep(Lead, name, value) for name, value in zip(_STATE, values, strict=True)]
+
+
+def _delivery_params(delivery: NewDelivery, now: Any) -> list[Any]:
+    return [
         _prep(Delivery, "public_id", delivery.public_id),
         delivery.operation,
         _prep(Delivery, "payload", delivery.payload),
@@ -238,16 +314,3 @@ def write(
         now,
         now,
     ]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(_ONE_STATEMENT[lead_sql], [*lead_params, *values])
-            row = cursor.fetchone()
-        return (row[0], row[1], row[2]) if row else None
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(lead_sql, lead_params)
-        written = cursor.fetchone()
-        if written is None:
-            return None
-        cursor.execute(_DELIVERY_INSERT, [*written, *values])
-        row = cursor.fetchone()
-        return (row[0], row[1], row[2])

@@ -25,7 +25,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from grants.models import Partner
-from leads import circuit, delivery, queue, realgeeks
+from leads import circuit, delivery, planner, queue, realgeeks
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +197,7 @@ class Pump:
 
 def pump_run(*, budget_seconds: Optional[float] = None, idle_seconds: Optional[float] = None) -> PumpResult:
     """Run one pump in this process until its budget is spent or it has been idle long enough."""
+    planner.statistics_refresh()
     pump = Pump()
     result = pump.run(
         budget_seconds=settings.DELIVERY_PUMP_SECONDS if budget_seconds is None else budget_seconds,

@@ -15,7 +15,9 @@ from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
-PUMP_HINT_INTERVAL = 0.1
+# Each publish costs the web process a broker round trip and kombu's CPU; twice a second is
+# plenty while a pump lingers DELIVERY_PUMP_IDLE_SECONDS.
+PUMP_HINT_INTERVAL = 0.5
 
 _last_hint = 0.0
 _lock = threading.Lock()

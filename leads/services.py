@@ -187,6 +187,14 @@ def lead_push(
         router_destinations=router_destinations,
         now=now,
     )
+    if operation in CREATING_OPERATIONS and not idempotency_key and accept.creates_without_reading():
+        # A new lead at a known site, the common push: one statement, no read. A lead that
+        # exists (a repeat, a second create) or an unknown site writes nothing and goes on below.
+        state = _lead_state(accept.NOTHING_KNOWN, payload, operation, count, lead_id)
+        written = accept.create(partner_id=partner.pk, site_uuid=site_uuid, lead_id=lead_id, lead=state, delivery=new)
+        if written is not None:
+            queue.pump_hint_on_commit()
+            return Pushed((new, *written))
     for round_number in range(OPTIMISTIC_ROUNDS + LOCKED_ROUNDS):
         locked = round_number >= OPTIMISTIC_ROUNDS
         with transaction.atomic() if locked else contextlib.nullcontext():

@@ -236,6 +236,11 @@ API_KEY_FAILURES_PER_MINUTE = env.int("API_KEY_FAILURES_PER_MINUTE", default=30)
 # A push repeating one accepted for the same lead within this many seconds (same operation and
 # body) is a product's retry after a lost answer: it gets the same answer and no second delivery.
 PUSH_IDEMPOTENCY_SECONDS = env.int("PUSH_IDEMPOTENCY_SECONDS", default=600)
+# The push path's and the callback webhook's statements are prepared once per PostgreSQL
+# connection (partner_portal/database.py).
+# Turn this off behind a connection pooler in transaction mode that cannot keep prepared
+# statements (PgBouncer before 1.21).
+ACCEPT_PREPARED_STATEMENTS = env.bool("ACCEPT_PREPARED_STATEMENTS", default=True)
 # Bounds on one lead: activities per request and over the lead's life are refused past these
 # (RG-style 422 naming the setting); the lead's stored state keeps its latest LEAD_KEEP_ACTIVITIES
 # (every activity stays in the payload of the delivery that carried it).

@@ -1,5 +1,5 @@
 """The accept path on PostgreSQL, in production's shape (autocommit, no test transaction): a push
-is two statements once its API key is known, and concurrent pushes of one lead lose nothing."""
+is at most two statements once its API key is known, and concurrent pushes of one lead lose nothing."""
 
 import json
 from pathlib import Path
@@ -38,6 +38,7 @@ push(client, "", {"source": "warm-up", "email": "warm@example.com"})  # the key 
 counts = {}
 for name, path, body, method in [
     ("create", "", {"id": lead_id, "source": "PG", "email": "jack@example.com"}, "post"),
+    ("create-again", "", {"id": lead_id, "source": "PG", "email": "jack@example.com", "phone": "808"}, "post"),
     ("update", f"/{lead_id}", {"notes": "call at 5"}, "patch"),
     ("activities", f"/{lead_id}/activities", [{"type": "visited"}], "post"),
     ("repeat", f"/{lead_id}/activities", [{"type": "visited"}], "post"),
@@ -59,6 +60,13 @@ for thread in threads:
     thread.start()
 for thread in threads:
     thread.join()
+from leads import planner
+planner.STALE_ROWS = 10  # this test's few hundred rows stand for a burst
+with connection.cursor() as cursor:
+    cursor.execute("SELECT pg_stat_force_next_flush()")
+    cursor.execute("SELECT 1")  # the flush happens as a statement ends
+analysed = planner.statistics_refresh()
+analysed_again = planner.statistics_refresh()
 lead = Lead.objects.get(lead_id=lead_id)
 sequences = list(Delivery.objects.filter(lead=lead).order_by("sequence").values_list("sequence", flat=True))
 print(json.dumps({
@@ -67,12 +75,13 @@ print(json.dumps({
     "sequences": sequences,
     "last_sequence": lead.last_sequence,
     "activity_count": lead.activity_count,
+    "analysed": [sorted(analysed), analysed_again],
     "notes": sorted(a["description"] for a in lead.data["activities"] if a["type"] == "note"),
 }))
 """
 
 
-def test_a_push_is_two_statements_and_concurrent_pushes_of_one_lead_lose_nothing(
+def test_a_push_is_at_most_two_statements_and_concurrent_pushes_of_one_lead_lose_nothing(
     postgres,  # noqa: F811
     tmp_path: Path,
 ):
@@ -81,15 +90,21 @@ def test_a_push_is_two_statements_and_concurrent_pushes_of_one_lead_lose_nothing
 
     result = json.loads(manage(url, tmp_path, "shell", "-c", PUSH_AND_COUNT).strip().splitlines()[-1])
 
-    # The read and the one-statement write; a repeat answers from the read alone (+ the original row).
+    # A new lead's create is one statement; a second create of it misses that one and reads and
+    # writes (3); updates and activities read and write (2); a repeat answers from the read
+    # and the original row (2).
     assert result["counts"] == {
-        "create": [2, 201],
+        "create": [1, 201],
+        "create-again": [3, 201],
         "update": [2, 200],
         "activities": [2, 200],
         "repeat": [2, 200],
     }
     assert result["statuses"] == {"200": 80}
-    assert result["sequences"] == list(range(1, 4 + 80))  # create, update, activities, then 80
-    assert result["last_sequence"] == 3 + 80
+    assert result["sequences"] == list(range(1, 5 + 80))  # create twice, update, activities, then 80
+    assert result["last_sequence"] == 4 + 80
     assert result["activity_count"] == 1 + 80
     assert result["notes"] == sorted(f"{n}-{i}" for n in range(8) for i in range(10))
+    # The burst made the outbox tables' statistics stale; a pump starting now analyses them once.
+    # (No attempts were made, so their table has nothing to analyse.)
+    assert result["analysed"] == [["leads_delivery", "leads_lead"], []]
