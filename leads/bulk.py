@@ -110,17 +110,21 @@ def _publish(job_id: int) -> None:
         logger.warning("could not publish bulk retry %s (%s); it will be resumed", job_id, type(exc).__name__)
 
 
-def bulk_retry_run(*, job_id: int) -> BulkRetry:
+def bulk_retry_run(*, job_id: int) -> Optional[BulkRetry]:
     """Handle the job's next chunk of items; then publish the next chunk, or finish the job.
 
     Safe to run twice at once (a redelivered message): each item is claimed by a conditional
-    UPDATE, so a delivery is retried once per job.
+    UPDATE, so a delivery is retried once per job. A job that no longer exists (deleted with
+    its partner while its message waited) is nothing to do: None.
     """
     now = timezone.now()
     BulkRetry.objects.filter(pk=job_id, state=BulkRetry.State.QUEUED).update(
         state=BulkRetry.State.RUNNING, started=now, updated=now
     )
-    job = BulkRetry.objects.select_related("created_by").get(pk=job_id)
+    job = BulkRetry.objects.select_related("created_by").filter(pk=job_id).first()
+    if job is None:
+        logger.warning("bulk retry %s no longer exists; its message is dropped", job_id)
+        return None
     if job.is_finished:
         return job
     pending = job.items.filter(result=BulkRetryItem.Result.PENDING).order_by("id")

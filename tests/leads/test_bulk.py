@@ -1,6 +1,7 @@
 """Bulk retry jobs and cancelling held deliveries, end to end in one process: failures made by the
 real pipeline against Real Geeks faked at the HTTP edge, tasks run inline."""
 
+import logging
 import uuid
 from datetime import date, timedelta
 
@@ -276,3 +277,10 @@ def test_cancelling_held_deliveries_cancels_those_waiting_behind_them_and_nothin
     assert Lead.objects.get(pk=held.lead_id).status == "cancelled"
     assert Delivery.objects.get(pk=unrelated_waiting.pk).status == "delivered"
     assert bulk.deliveries_cancel_held(site=held.lead.site) == 0
+
+
+def test_a_message_for_a_job_that_no_longer_exists_is_dropped_not_an_error(caplog):
+    with caplog.at_level(logging.WARNING, logger="leads.bulk"):
+        assert bulk.bulk_retry_run(job_id=987_654) is None
+
+    assert "bulk retry 987654 no longer exists" in caplog.text
