@@ -22,7 +22,6 @@ from typing import Any, Optional
 
 from django.conf import settings
 from django.db.models import Q
-from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -31,6 +30,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 from grants.models import ApiKey, Partner
+from grants.process_cache import ProcessCache
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             _refuse_if_blocked(FailedKeyThrottle().get_ident(request))
         try:
             key_id, secret = _basic_credentials(encoded.strip())
-            key = _usable_key(key_id)
+            key = keys.get(key_id)
             if key is None or not key.secret_matches(secret):
                 raise exceptions.AuthenticationFailed("Invalid API key.")
         except exceptions.AuthenticationFailed:
@@ -95,36 +95,12 @@ class FailedKeyThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-# Per process: key id -> (monotonic expiry, the usable key with its partner); and client
-# address -> monotonic time its block ends. Only keys that exist are kept, so neither can be
-# grown by a caller inventing key ids; blocks are pruned when there are many.
-_keys: dict[str, tuple[float, ApiKey]] = {}
+# Per process: the usable keys by id, with their partners (a revoked key or a deactivated
+# partner is dropped at once here, within API_KEY_CACHE_SECONDS elsewhere); and client address
+# -> monotonic time its block ends, pruned when there are many.
+keys = ProcessCache(ApiKey.objects.usable_by_id, bound_setting="API_KEY_CACHE_SECONDS", models=(ApiKey, Partner))
 _blocked: dict[str, float] = {}
 _BLOCKED_PRUNE_AT = 10_000
-
-
-def _usable_key(key_id: str) -> Optional[ApiKey]:
-    now = time.monotonic()
-    cached = _keys.get(key_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    key = ApiKey.objects.usable_by_id(key_id)
-    if key is None:
-        _keys.pop(key_id, None)
-    elif settings.API_KEY_CACHE_SECONDS > 0:
-        _keys[key_id] = (now + settings.API_KEY_CACHE_SECONDS, key)
-    return key
-
-
-def keys_forget(**kwargs: Any) -> None:
-    """Drop this process's cached keys (a key or partner changed). Other processes follow
-    within API_KEY_CACHE_SECONDS."""
-    _keys.clear()
-
-
-for _model in (ApiKey, Partner):
-    post_save.connect(keys_forget, sender=_model, dispatch_uid=f"grants.keys_forget.save.{_model.__name__}")
-    post_delete.connect(keys_forget, sender=_model, dispatch_uid=f"grants.keys_forget.delete.{_model.__name__}")
 
 
 def _refuse_if_blocked(address: str) -> None:
@@ -154,7 +130,7 @@ def _block(address: str, seconds: float) -> None:
 
 def api_keys_reset() -> None:
     """Forget cached keys and blocked addresses (tests)."""
-    _keys.clear()
+    keys.forget()
     _blocked.clear()
 
 

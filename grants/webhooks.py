@@ -6,16 +6,15 @@ happens in a Celery task.
 """
 
 from dataclasses import dataclass, field
-from time import monotonic
-from typing import Any, Optional
+from typing import Optional
 
 from django.conf import settings
-from django.db.models.signals import post_delete, post_save
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from grants import callbacks, destination
 from grants.models import Partner
+from grants.process_cache import ProcessCache
 from grants.signing import signature_matches
 
 
@@ -26,43 +25,24 @@ class _DestinationPartner:
     id: int
     is_active: bool
     secrets: tuple[str, ...] = field(repr=False)  # never in a log line, even by accident
-    read_at: float
 
 
-# slug -> the partner as last read. Only partners that exist are kept, so probing made-up slugs
-# cannot grow it. In this process's memory only: the secrets never go to a shared cache.
-_partners: dict[str, _DestinationPartner] = {}
-
-
-def _destination_partner(slug: str) -> Optional[_DestinationPartner]:
-    """The partner `slug` names, read at most once per PARTNER_CACHE_SECONDS in this process, so
-    a deactivated partner or a rotated secret takes effect within that bound everywhere.
-
-    Reading a partner decrypts its secrets (an HMAC and an AES pass), too dear for every callback.
-    Threads may race to refresh an entry; each writes the same answer, so no lock is needed.
-    """
-    cached = _partners.get(slug)
-    if cached is not None and monotonic() - cached.read_at < settings.PARTNER_CACHE_SECONDS:
-        return cached
+def _partner_read(slug: str) -> Optional[_DestinationPartner]:
+    # Reading a partner decrypts its secrets (an HMAC and an AES pass), too dear for every callback.
     partner = Partner.objects.only("pk", "is_active", "webhook_secrets_encrypted").filter(slug=slug).first()
     if partner is None:
-        _partners.pop(slug, None)
         return None
-    fresh = _DestinationPartner(
-        id=partner.pk, is_active=partner.is_active, secrets=tuple(partner.webhook_secrets), read_at=monotonic()
-    )
-    _partners[slug] = fresh
-    return fresh
+    return _DestinationPartner(id=partner.pk, is_active=partner.is_active, secrets=tuple(partner.webhook_secrets))
 
 
-def partners_forget(**kwargs: Any) -> None:
-    """Forget the partners this process has read: a partner changed here (signals below) and is
-    read again at once; other processes follow within PARTNER_CACHE_SECONDS."""
-    _partners.clear()
+# slug -> the partner as last read, at most PARTNER_CACHE_SECONDS ago in this process, so a
+# deactivated partner or a rotated secret takes effect within that bound everywhere.
+partners = ProcessCache(_partner_read, bound_setting="PARTNER_CACHE_SECONDS", models=(Partner,))
 
 
-post_save.connect(partners_forget, sender=Partner, dispatch_uid="grants.webhooks.partners_forget.save")
-post_delete.connect(partners_forget, sender=Partner, dispatch_uid="grants.webhooks.partners_forget.delete")
+def partners_forget() -> None:
+    """Forget the partners this process has read (tests)."""
+    partners.forget()
 
 
 def _error(message: str, status: int) -> JsonResponse:
@@ -84,7 +64,7 @@ def realgeeks_destination(request: HttpRequest, partner_slug: str) -> JsonRespon
         response = _error("Only POST is accepted.", 405)
         response["Allow"] = "POST"
         return response
-    partner = _destination_partner(partner_slug)
+    partner = partners.get(partner_slug)
     if partner is None or not partner.is_active:
         # 404 rather than 401: there is no secret to check a signature against.
         return _error("Unknown destination.", 404)

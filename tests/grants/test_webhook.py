@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from kombu.exceptions import OperationalError
 
-from grants import tasks, webhooks
+from grants import process_cache, tasks
 from grants.callbacks import webhook_events_requeue
 from grants.models import Partner, WebhookEvent, WebhookRejection
 from grants.services import partner_create
@@ -241,7 +241,7 @@ def test_a_replay_is_caught_by_the_unique_key_in_two_statements_without_reading_
 def clock(monkeypatch, settings) -> ManualClock:
     settings.PARTNER_CACHE_SECONDS = 5
     clock = ManualClock()
-    monkeypatch.setattr(webhooks, "monotonic", clock)
+    monkeypatch.setattr(process_cache.time, "monotonic", clock)
     return clock
 
 
