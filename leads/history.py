@@ -21,9 +21,9 @@ def attempts_newest_first() -> QuerySet[DeliveryAttempt]:
     """Attempts, newest first, with their actor, and the first ATTEMPT_BODY_MAX_CHARS characters
     of their request body (`request_body_head`) instead of the body.
 
-    An attempt stores the whole body it sent, a copy of its delivery's payload (up to
-    PUSH_MAX_BODY_BYTES), so a page of them read whole could be hundreds of megabytes. Its
-    response body is cut to the same length when it is stored.
+    Attempts are now stored with both bodies cut to that length (leads.delivery), but attempts
+    written before that hold the whole body they sent, a copy of their delivery's payload (up to
+    PUSH_MAX_BODY_BYTES): read whole, a page of them could be hundreds of megabytes.
     """
     head = Left("request_body", settings.ATTEMPT_BODY_MAX_CHARS)
     return (
