@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import callbacks, dashboard, delivery, ingest, ingest_embedded, memory, senders, steady
+from bench import callbacks, dashboard, delivery, ingest, ingest_embedded, memory, prune, senders, steady
 from bench.report import Report
 from bench.runner import MODES, Context, context, log, mode_from_environment
 
@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, Callable[[Context], Report]] = {
     "delivery-slow": delivery.run_slow,
     "memory": memory.run,
     "dashboard": dashboard.run,
+    "prune": prune.run,
 }
 
 

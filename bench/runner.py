@@ -289,6 +289,10 @@ class Context:
             "FIELD_ENCRYPTION_KEYS": self.encryption_key,
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "SANDBOX_ENABLED": "0",
+            # The stand-in for RG and the load generator speak plain HTTP on loopback; in
+            # production TLS ends in front of the portal.
+            "REALGEEKS_ALLOWED_HOSTS": "127.0.0.1",
+            "SECURE_SSL_REDIRECT": "0",
             "GUNICORN_WORKERS": str(self.gunicorn["workers"]),
             "GUNICORN_THREADS": str(self.gunicorn["threads"]),
             "LOG_LEVEL": "INFO",

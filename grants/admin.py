@@ -18,9 +18,9 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
 
-from grants import services
+from grants import rg_url, services
 from grants.models import ApiKey, Partner, Site, SiteStatusChange
-from portal.access import acting_user, partners_visible_to
+from portal.access import acting_user
 from portal.admin import PartnerScopedAdmin, ReadOnlyAdmin
 from portal.audit import MASK_CHANGED, audit_record
 
@@ -30,7 +30,9 @@ class PartnerAdminForm(forms.ModelForm):
         label="RG API URL",
         required=False,
         assume_scheme="https",
-        help_text="Incoming API base URL; blank means the REALGEEKS_API_URL setting.",
+        validators=[rg_url.validate],
+        help_text="Incoming API base URL; blank means the REALGEEKS_API_URL setting. The RG password is sent "
+        "here, so only a host in REALGEEKS_ALLOWED_HOSTS is accepted, and changing it needs the RG password again.",
     )
     new_rg_password = forms.CharField(
         label="RG password",
@@ -65,6 +67,8 @@ class PartnerAdminForm(forms.ModelForm):
         cleaned = super().clean() or {}
         if self.instance.pk is None and not cleaned.get("new_rg_password"):
             self.add_error("new_rg_password", "A new partner needs its RG password.")
+        elif "rg_api_url" in self.changed_data and not cleaned.get("new_rg_password"):
+            self.add_error("new_rg_password", rg_url.URL_CHANGE_REFUSED)
         return cleaned
 
     def save(self, commit: bool = True) -> Partner:
@@ -89,7 +93,8 @@ def _audit_value(value: Any) -> Any:
 
 
 @admin.register(Partner)
-class PartnerAdmin(admin.ModelAdmin):
+class PartnerAdmin(PartnerScopedAdmin):
+    partner_path = "pk"
     form = PartnerAdminForm
     list_display = ["name", "slug", "rg_username", "is_active", "created"]
     list_filter = ["is_active"]
@@ -98,8 +103,12 @@ class PartnerAdmin(admin.ModelAdmin):
     readonly_fields = ["public_id", "created"]
     filter_horizontal = ["staff"]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Partner]:
-        return partners_visible_to(request.user)
+    def get_readonly_fields(self, request: HttpRequest, obj: Optional[Partner] = None) -> Any:
+        # Who may see a partner's data is a superuser's decision, as in the dashboard; so is the
+        # RG API URL, which decides who receives the partner's RG password. A read-only field is
+        # left out of the form, so a crafted POST cannot set it either.
+        fields = super().get_readonly_fields(request, obj)
+        return fields if request.user.is_superuser else [*fields, "staff", "rg_api_url"]
 
     @method_decorator(sensitive_post_parameters("new_rg_password", "new_webhook_secret"))
     def changeform_view(

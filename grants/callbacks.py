@@ -81,19 +81,24 @@ def webhook_event_receive(
     """Store a verified callback once and ask for its processing.
 
     One INSERT and no transaction of its own: called in autocommit (the webhook), the row is
-    committed when this returns. The same partner, action and body again stores nothing (the
-    unique key says so, no read first); only then is the stored event touched: if its processing
-    had failed, it is processed again. A body that is not a JSON object is stored as invalid and
-    not processed. `headers` must be case-insensitive (Django's `request.headers`).
+    committed when this returns. The same partner and body again stores nothing (the unique key
+    says so, no read first), whatever its unsigned headers say now: a signed body means one
+    thing, once. Only then is the stored event touched: if its processing had failed, it is
+    processed again. A body that is not a JSON object is stored as invalid and not processed.
+    `headers` must be case-insensitive (Django's `request.headers`).
     """
+    arrived = timezone.now()
     decoded = _decode(body)
     envelope = destination.read_envelope(headers.get(destination.ACTION_HEADER, ""), decoded)
-    digest = hashlib.sha256(body).hexdigest()
     timestamp_raw = destination.clean_text(headers.get(destination.TIMESTAMP_HEADER, ""), 64)
-    timestamp = destination.parse_timestamp(timestamp_raw)
+    timestamp, timestamp_warning = destination.event_time(
+        action=envelope.action, header_raw=timestamp_raw, body=decoded, arrived=arrived
+    )
+    digest = hashlib.sha256(body).hexdigest()
     event_id = _insert_unless_stored(
         {
             "partner_id": partner_id,
+            "received_at": arrived,
             "remote_addr": destination.clean_text(remote_addr, 45),
             "action": envelope.action,
             "body": body,
@@ -102,6 +107,7 @@ def webhook_event_receive(
             "timestamp_raw": timestamp_raw,
             "timestamp": timestamp.at if timestamp else None,
             "timestamp_ns": timestamp.ns if timestamp else None,
+            "warning": " ".join(w for w in (envelope.warning, timestamp_warning) if w),
             "site_uuid": envelope.site_uuid,
             "lead_id": envelope.lead_id,
             "is_valid": decoded is not None,
@@ -110,7 +116,16 @@ def webhook_event_receive(
         }
     )
     if event_id is None:
-        _replayed(partner_id=partner_id, action=envelope.action, digest=digest)
+        _replayed(partner_id=partner_id, digest=digest)
+        if envelope.warning or timestamp_warning:
+            # A genuine retry repeats RG's headers; this is worth an operator's look. Not written
+            # to the stored event: a replay writes nothing that staff read as that event's.
+            logger.warning(
+                "Signed body %s of partner %s replayed with other headers: %s",
+                digest[:12],
+                partner_id,
+                " ".join(w for w in (envelope.warning, timestamp_warning) if w),
+            )
     elif decoded is not None:
         transaction.on_commit(webhook_events_hint)
     return Received(is_valid=decoded is not None, event_id=event_id)
@@ -155,9 +170,10 @@ def _insert_statement() -> str:
     )
 
 
-def _replayed(*, partner_id: int, action: str, digest: str) -> None:
-    """The same request again: if the stored event's processing failed, it goes round again."""
-    stored = WebhookEvent.objects.filter(partner_id=partner_id, action=action, body_sha256=digest)
+def _replayed(*, partner_id: int, digest: str) -> None:
+    """The same body again: if the stored event's processing failed, it goes round again, as
+    stored (its action and time are the first delivery's, never this one's headers)."""
+    stored = WebhookEvent.objects.filter(partner_id=partner_id, body_sha256=digest)
     if stored.filter(state=WebhookEvent.State.FAILED).update(state=WebhookEvent.State.RECEIVED):
         transaction.on_commit(webhook_events_hint)
 
@@ -220,10 +236,16 @@ def webhook_events_hint(*, force: bool = False) -> bool:
 def webhook_event_reprocess(*, event: WebhookEvent) -> WebhookEvent:
     """Queue a stored callback to be processed again (after a failure, or once its action is known).
 
-    Raises CallbackProblem for an invalid body, which has nothing to process.
+    Raises CallbackProblem for an invalid body, which has nothing to process, and for a second
+    event of one signed body, stored before a body counted once.
     """
     if not event.is_valid:
         raise CallbackProblem("This callback's body is not a JSON object; there is nothing to process.")
+    if event.body_pruned_at is not None:
+        raise CallbackProblem("This callback's body was pruned after its retention; there is nothing to process.")
+    if event.body_sha256 != hashlib.sha256(bytes(event.body)).hexdigest():
+        # Kept by migration 0004 as evidence: its action came from an unsigned header.
+        raise CallbackProblem("This callback repeats the signed body of an earlier one; reprocess that one instead.")
     changed = (
         WebhookEvent.objects.filter(pk=event.pk)
         .exclude(state=WebhookEvent.State.PROCESSING)

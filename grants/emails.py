@@ -1,6 +1,11 @@
 """Grant emails. Every way in (inbound webhook, mailbox poll, file import, staff paste, the
 sandbox) ends in `grant_email_receive`: keep the raw message once, parse it, grant what it names,
-or leave it for staff as "needs review" (never dropped)."""
+or leave it for staff as "needs review" (never dropped).
+
+Anyone can send an email. The automatic ways in (webhook, mailbox) grant only when the trusted
+receiving server authenticated Real Geeks as the sender (grants/sender_auth.py); an import and a
+paste are a person's decision and grant anyway. Every message records what the check found.
+"""
 
 import hashlib
 import re
@@ -18,6 +23,7 @@ from django.utils import timezone
 
 from grants.models import GrantEmail, Partner, Site
 from grants.parsing import FoundSite, ParsedGrantEmail, parse_grant_email
+from grants.sender_auth import SenderCheck, sender_check
 from grants.services import site_grant
 
 _PLUS_ADDRESS = re.compile(r"^[^@+]+\+([^@]+)@")
@@ -62,8 +68,33 @@ def grant_email_partner(parsed: ParsedGrantEmail, envelope_recipients: Sequence[
     return only[0] if len(only) == 1 else None
 
 
-def _review_reason(parsed: ParsedGrantEmail, partner: Optional[Partner]) -> str:
+def decided_by_a_person(source: str) -> bool:
+    """An operator's import and a staff member's paste grant whoever sent them: a person chose to.
+    So does the sandbox's delivery, a developer's command, but only while the sandbox is on (off by
+    default in production); every other source is automatic and must be verified."""
+    if source == GrantEmail.Source.SANDBOX:
+        return bool(settings.SANDBOX_ENABLED)
+    return source in (GrantEmail.Source.IMPORT, GrantEmail.Source.PASTE)
+
+
+def _record_sender_check(grant_email: GrantEmail, raw: bytes) -> SenderCheck:
+    """Check who sent `raw` and record it on `grant_email` (not saved)."""
+    checked = sender_check(
+        raw,
+        trusted_authserv_ids=settings.GRANT_EMAIL_TRUSTED_AUTHSERV_IDS,
+        sender_domains=settings.GRANT_EMAIL_SENDER_DOMAINS,
+    )
+    grant_email.sender_verification = (
+        GrantEmail.SenderVerification.VERIFIED if checked.verified else GrantEmail.SenderVerification.NOT_VERIFIED
+    )
+    grant_email.sender_verification_detail = checked.detail
+    return checked
+
+
+def _review_reason(parsed: ParsedGrantEmail, partner: Optional[Partner], *, source: str, sender: SenderCheck) -> str:
     reasons = []
+    if not sender.verified and not decided_by_a_person(source):
+        reasons.append(f"Sender not verified: {sender.detail}.")
     if not parsed.readable:
         reasons.append("No text could be read from this message.")
     elif not parsed.sites:
@@ -128,7 +159,6 @@ def grant_email_store(
     if existing is not None:
         return existing, False
     partner = partner or grant_email_partner(parsed, envelope_recipients)
-    reason = _review_reason(parsed, partner)
     grant_email = GrantEmail(
         partner=partner,
         source=source,
@@ -140,10 +170,12 @@ def grant_email_store(
         raw=raw[: settings.GRANT_EMAIL_STORE_MAX_BYTES],
         raw_size=len(raw),
         sites=[_site_json(site) for site in parsed.sites],
-        status=GrantEmail.Status.NEEDS_REVIEW if reason else GrantEmail.Status.GRANTED,
-        review_reason=reason,
         created_by=actor,
     )
+    sender = _record_sender_check(grant_email, raw)
+    reason = _review_reason(parsed, partner, source=source, sender=sender)
+    grant_email.status = GrantEmail.Status.NEEDS_REVIEW if reason else GrantEmail.Status.GRANTED
+    grant_email.review_reason = reason
     try:
         with transaction.atomic():
             grant_email.save()
@@ -213,9 +245,12 @@ def grant_email_reparse(*, grant_email: GrantEmail) -> GrantEmail:
         raise GrantEmailProblem("Only a message waiting for review is read again.")
     if grant_email.raw_truncated:
         raise GrantEmailProblem("Only the start of this message was kept; resolve it by hand.")
-    parsed = parse_grant_email(bytes(grant_email.raw))
+    raw = bytes(grant_email.raw)
+    parsed = parse_grant_email(raw)
     partner = grant_email.partner or grant_email_partner(parsed)
-    reason = _review_reason(parsed, partner)
+    # Checked again: reading again must not grant a message the webhook or the mailbox would not.
+    sender = _record_sender_check(grant_email, raw)
+    reason = _review_reason(parsed, partner, source=grant_email.source, sender=sender)
     grant_email.partner = partner
     grant_email.sites = [_site_json(site) for site in parsed.sites]
     grant_email.review_reason = reason

@@ -3,6 +3,8 @@
 Active when GRANT_IMAP_HOST is set (a beat entry then runs it every GRANT_IMAP_POLL_SECONDS).
 Messages are read with BODY.PEEK and marked seen only after they are stored, so a crash
 between the two reads a message again, and Message-ID de-duplication makes that harmless.
+A message grants only when the mailbox's server authenticated Real Geeks as its sender (its
+authserv-id in GRANT_EMAIL_TRUSTED_AUTHSERV_IDS); any other waits for review (grants/emails.py).
 """
 
 import imaplib

@@ -4,7 +4,10 @@
 "amazon_ses", "sparkpost", ...). Its inbound URL is `/webhooks/grant-email/{esp}/inbound/`
 (Mailgun's MIME variant: `.../mailgun/inbound_mime/`). Anymail checks the provider's
 credentials (`ANYMAIL_WEBHOOK_SECRET` basic auth, plus the provider's signing key where it has
-one) and sends its `inbound` signal, which ends in `grant_email_receive`.
+one) and sends its `inbound` signal, which ends in `grant_email_receive`. Those credentials
+prove only that the provider posted; anyone can email the address it receives for, so a message
+grants only when the provider's Authentication-Results verified Real Geeks as the sender (its
+authserv-id in GRANT_EMAIL_TRUSTED_AUTHSERV_IDS); any other waits for review (grants/emails.py).
 """
 
 from collections.abc import Callable

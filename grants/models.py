@@ -267,14 +267,31 @@ class WebhookEvent(models.Model):
     partner = models.ForeignKey(Partner, on_delete=models.CASCADE, related_name="webhook_events")
     received_at = models.DateTimeField(default=timezone.now)
     remote_addr = models.CharField(max_length=45, blank=True)
-    action = models.CharField(max_length=64, blank=True, help_text="X-Lead-Router-Action, else the body's action.")
+    action = models.CharField(
+        max_length=64, blank=True, help_text="The signed body's action; X-Lead-Router-Action only where it has none."
+    )
     body = models.BinaryField(help_text="The exact bytes RG signed.")
-    body_sha256 = models.CharField(max_length=64, help_text="Replays are recognised by partner, action and this.")
+    body_pruned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When RETENTION_CALLBACK_BODY_DAYS pruned the body (it now says so); the digest, action, site, "
+        "lead id and state are kept.",
+    )
+    body_sha256 = models.CharField(
+        max_length=64, help_text="Replays are recognised by partner and this alone: one signed body, one event."
+    )
     headers = models.JSONField(default=dict, help_text="Request headers, credentials redacted.")
     timestamp_raw = models.CharField(max_length=64, blank=True, help_text="X-Lead-Router-Timestamp as sent.")
-    timestamp = models.DateTimeField(null=True, blank=True, help_text="X-Lead-Router-Timestamp, to the microsecond.")
+    timestamp = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When it happened, to the microsecond: the body's signed time, else the header's within bounds.",
+    )
     timestamp_ns = models.BigIntegerField(
-        null=True, blank=True, help_text="X-Lead-Router-Timestamp in nanoseconds since the epoch: orders lead events."
+        null=True, blank=True, help_text="The same time in nanoseconds since the epoch: orders events."
+    )
+    warning = models.TextField(
+        blank=True, help_text="What the unsigned headers said that was not followed (an action, a time)."
     )
     site_uuid = models.UUIDField(null=True, blank=True)
     lead_id = models.UUIDField(null=True, blank=True, help_text="The body's id, normalised (RG may drop the dashes).")
@@ -290,8 +307,9 @@ class WebhookEvent(models.Model):
     class Meta:
         ordering = ["-received_at", "-id"]
         constraints = [
-            # The webhook view's replay check: the same request twice is stored once.
-            models.UniqueConstraint(fields=["partner", "action", "body_sha256"], name="webhook_event_unique_body"),
+            # The webhook view's replay check: the same signed body is stored once, whatever the
+            # unsigned headers beside it say, so it can never do two different things.
+            models.UniqueConstraint(fields=["partner", "body_sha256"], name="webhook_event_unique_body"),
         ]
         indexes = [
             # The webhook_events_requeue beat task looks for events stuck in these states.
@@ -308,7 +326,8 @@ class WebhookEvent(models.Model):
         return bytes(self.body).decode("utf-8", errors="replace")
 
     def order_key(self) -> int:
-        """Nanoseconds that order this event among others: RG's timestamp, else when it arrived."""
+        """Nanoseconds that order this event among others: when it happened (see `timestamp`),
+        else when it arrived."""
         if self.timestamp_ns is not None:
             return self.timestamp_ns
         return int(self.received_at.timestamp()) * 1_000_000_000 + self.received_at.microsecond * 1000
@@ -399,6 +418,11 @@ class GrantEmail(models.Model):
         PASTE = "paste", "Pasted by staff"
         SANDBOX = "sandbox", "Sandbox"
 
+    class SenderVerification(models.TextChoices):
+        NOT_CHECKED = "not_checked", "Sender not checked"
+        VERIFIED = "verified", "Sender verified"
+        NOT_VERIFIED = "not_verified", "Sender not verified"
+
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     partner = models.ForeignKey(Partner, null=True, blank=True, on_delete=models.CASCADE, related_name="grant_emails")
     source = models.CharField(max_length=16, choices=Source.choices)
@@ -408,9 +432,27 @@ class GrantEmail(models.Model):
     message_id = models.CharField(max_length=255, blank=True)
     subject = models.CharField(max_length=255, blank=True)
     sender = models.CharField(max_length=255, blank=True)
+    sender_verification = models.CharField(
+        max_length=16,
+        choices=SenderVerification.choices,
+        default=SenderVerification.NOT_CHECKED,
+        help_text=(
+            "Verified: a trusted receiving server's Authentication-Results showed DKIM or SPF passing for a "
+            "GRANT_EMAIL_SENDER_DOMAINS domain aligned with From. The webhook and the mailbox grant only then."
+        ),
+    )
+    sender_verification_detail = models.CharField(
+        max_length=500, blank=True, help_text="What passed and which server checked it, or why it is not verified."
+    )
     recipients = models.JSONField(default=list)
     raw = models.BinaryField(help_text="The message as received, cut at GRANT_EMAIL_STORE_MAX_BYTES.")
     raw_size = models.PositiveIntegerField(default=0, help_text="Size of the whole message in bytes.")
+    raw_pruned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When RETENTION_GRANT_EMAIL_DAYS pruned the raw message (it now says so); what the parser read, "
+        "the sender and the status are kept.",
+    )
     sites = models.JSONField(default=list, help_text="What the parser read: site_uuid, name and domain per site.")
     status = models.CharField(max_length=16, choices=Status.choices)
     review_reason = models.TextField(blank=True)

@@ -28,7 +28,9 @@ class ProcessCache(Generic[Value]):
         self._bound_setting = bound_setting
         self._entries: dict[str, tuple[float, Value]] = {}  # key -> (monotonic expiry, value)
         for model in models:
-            uid = f"{__name__}.{bound_setting}.{model.__name__}"
+            # Named by what the cache loads, so a module imported twice connects once while two
+            # caches over the same model and bound are both told.
+            uid = f"{__name__}.{load.__module__}.{load.__qualname__}.{model.__name__}"
             post_save.connect(self.forget, sender=model, dispatch_uid=f"{uid}.save")
             post_delete.connect(self.forget, sender=model, dispatch_uid=f"{uid}.delete")
 

@@ -4,10 +4,12 @@ import uuid
 from typing import Optional
 
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from grants import rg_url
 from grants.models import ApiKey, GrantEmail, Partner, Site, SiteStatusChange, WebhookEvent
 from grants.signals import site_granted
 
@@ -22,7 +24,13 @@ def partner_create(
     rg_company_id: str = "",
     rg_api_url: str = "",
 ) -> Partner:
-    """A new partner with a unique slug derived from its name."""
+    """A new partner with a unique slug derived from its name.
+
+    Raises ValidationError (nothing saved) for an invalid field, among them an `rg_api_url` the
+    partner's credentials may not be sent to (grants.rg_url).
+    """
+    if rg_api_url and (problem := rg_url.refusal(rg_api_url)):
+        raise ValidationError({"rg_api_url": problem})
     base = slugify(name) or "partner"
     slug, n = base, 2
     # "new" would be shadowed by the dashboard's /partners/new/ page.

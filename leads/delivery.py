@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from grants.models import Site
 from grants.services import site_mark_doubtful
-from leads import batch_update, circuit, queue, realgeeks, retry
+from leads import batch_update, circuit, metrics, queue, realgeeks, retry
 from leads.models import CREATING_OPERATIONS, Delivery, DeliveryAttempt, lead_summary_from
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ class Claimed:
     attempt_number: int
     budget_used: int  # attempts since a person last retried it, this one included
     call: realgeeks.Call
+    lead_id: Optional[uuid.UUID] = None  # the lead's public id, for the log lines
 
 
 @dataclass(frozen=True)
@@ -361,6 +362,7 @@ def _attempts_start(chosen: list[_Candidate], now: datetime, credentials_for: Cr
             attempt_number=c.attempt_count + 1,
             budget_used=c.attempt_count + 1 - c.attempts_before_retry,
             call=call,
+            lead_id=c.lead_id,
         )
         for (c, call), attempt_id in zip(prepared, attempt_ids, strict=True)
     ]
@@ -403,7 +405,10 @@ def deliveries_record(finished: list[tuple[Claimed, realgeeks.Outcome]], *, toke
         _attempts_finish(finished, verdicts)
         mine = [(claimed, outcome) for claimed, outcome in finished if claimed.delivery_id in owned]
         if len(mine) < len(finished):
-            logger.warning("%s deliveries: claim lost before the outcome was recorded", len(finished) - len(mine))
+            lost = [c.delivery_id for c, _ in finished if c.delivery_id not in owned]
+            logger.warning(
+                "%s deliveries: claim lost before the outcome was recorded", len(lost), extra={"delivery_ids": lost}
+            )
         finished_leads = {c.lead_pk for c, _ in mine if verdicts[c.delivery_id].status in Delivery.TERMINAL_STATUSES}
         leads_summarise({pk: leads[pk] for pk in {c.lead_pk for c, _ in mine}}, release_waiting_of=finished_leads)
     circuit.circuits_record(
@@ -413,13 +418,26 @@ def deliveries_record(finished: list[tuple[Claimed, realgeeks.Outcome]], *, toke
     )
     for site_id in {c.site_id for c, _ in mine if verdicts[c.delivery_id].site_doubtful}:
         site_mark_doubtful(site=Site(pk=site_id), note="Real Geeks answered 401 to a delivery for this site.")
-    for claimed, _ in mine:
+    for claimed, outcome in mine:
+        status = verdicts[claimed.delivery_id].status
         logger.info(
-            "delivery %s attempt %s: %s",
+            "delivery %s attempt %s: %s (lead %s, partner %s)",
             claimed.delivery_id,
             claimed.attempt_number,
-            verdicts[claimed.delivery_id].status,
+            status,
+            claimed.lead_id,
+            claimed.partner_id,
+            extra={
+                "delivery_id": claimed.delivery_id,
+                "lead_id": str(claimed.lead_id),
+                "partner_id": claimed.partner_id,
+                "attempt": claimed.attempt_number,
+                "delivery_status": status,
+                "http_status": outcome.status,
+                "duration_ms": outcome.duration_ms,
+            },
         )
+    metrics.attempts_count((c.partner_id, verdicts[c.delivery_id].outcome, o.duration_ms) for c, o in mine)
     return {c.delivery_id: verdicts[c.delivery_id].status for c, _ in mine}
 
 
@@ -430,9 +448,15 @@ def _verdict(claimed: Claimed, outcome: realgeeks.Outcome, now: datetime) -> ret
 
 
 def _trips_circuit(outcome: realgeeks.Outcome) -> bool:
-    """5xx answers, timeouts and failed connections count toward opening the circuit."""
+    """5xx answers, timeouts and failed connections count toward opening the circuit; a call
+    refused before sending (a permanent error without a status: the host is not allowed) says
+    nothing about the site."""
     error = outcome.error
-    return error is not None and (error.status is None or error.status >= 500)
+    if error is None:
+        return False
+    if error.status is None:
+        return not error.permanent
+    return error.status >= 500
 
 
 _ATTEMPT_RESULT = (

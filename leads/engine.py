@@ -204,5 +204,11 @@ def pump_run(*, budget_seconds: Optional[float] = None, idle_seconds: Optional[f
         idle_seconds=settings.DELIVERY_PUMP_IDLE_SECONDS if idle_seconds is None else idle_seconds,
     )
     if result.recorded:
-        logger.info("pump %s: recorded %s attempts %s", pump.token, result.recorded, result.statuses)
+        logger.info(
+            "pump %s: recorded %s attempts %s",
+            pump.token,
+            result.recorded,
+            result.statuses,
+            extra={"pump": str(pump.token), "recorded": result.recorded, "statuses": result.statuses},
+        )
     return result

@@ -428,6 +428,12 @@ class DeliveryAttempt(models.Model):
     error = models.CharField(max_length=500, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.STARTED)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    bodies_pruned_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When RETENTION_ATTEMPT_BODY_DAYS pruned the request and response bodies (each now says so); "
+        "the status, error, timing and outcome are kept.",
+    )
 
     class Meta:
         ordering = ["delivery", "number"]

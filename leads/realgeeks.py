@@ -2,7 +2,8 @@
 
 One `requests.Session` per process, explicit connect/read timeouts, a `User-Agent`, and one
 `RealGeeksError` that says whether retrying can help. Credentials go in the Authorization header
-only: never in a URL, a message or a log line.
+only: never in a URL, a message or a log line; and only to hosts grants.rg_url allows, checked
+before every call.
 """
 
 import asyncio
@@ -26,6 +27,8 @@ import requests
 import requests.adapters
 from django.conf import settings
 from django.utils import timezone
+
+from grants import rg_url
 
 logger = logging.getLogger(__name__)
 
@@ -189,6 +192,17 @@ def _send(creds: Credentials, ep: Endpoint, body: Any) -> Reply:
     return _send_bytes(session(), creds, ep, data)
 
 
+def refuse_unless_allowed(ep: Endpoint) -> None:
+    """Raise a permanent RealGeeksError, before anything is sent, when the URL's host may not
+    receive the partner's credentials (grants.rg_url): a URL stored before the allowlist, or
+    written straight into the database, fails its delivery instead of leaking the password."""
+    problem = rg_url.send_refusal(ep.url)
+    if problem is not None:
+        raise RealGeeksError(
+            f"Not sent: the partner's RG credentials go only to allowed hosts. {problem}", permanent=True
+        )
+
+
 def _send_bytes(
     client: requests.Session,
     creds: Credentials,
@@ -196,6 +210,7 @@ def _send_bytes(
     data: Optional[bytes],
     extra_headers: tuple[tuple[str, str], ...] = (),
 ) -> Reply:
+    refuse_unless_allowed(ep)
     headers = {**dict(extra_headers), "Accept": "application/json"}
     if data is not None:
         headers["Content-Type"] = JSON_CONTENT_TYPE
@@ -411,6 +426,7 @@ class AsyncioSender:
             return Outcome(reply, error, int((time.monotonic() - started) * 1000))
 
     async def _send(self, call: Call) -> Reply:
+        refuse_unless_allowed(call.endpoint)
         connect, read = settings.REALGEEKS_CONNECT_TIMEOUT, settings.REALGEEKS_READ_TIMEOUT
         headers = {**dict(call.headers), "Authorization": _basic_auth(call.creds)}
         if call.body:

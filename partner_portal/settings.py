@@ -8,7 +8,10 @@ Two shapes:
   missing one stops start-up with an error that names the variable.
 """
 
+import contextlib
+import os
 import secrets
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +21,8 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(environ.Env().str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Secrets and the SQLite database live here: a directory made for them is its owner's alone.
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 env = environ.Env()
 if (BASE_DIR / ".env").exists():
@@ -42,13 +46,48 @@ def _required_in_production(name: str, development_default: str) -> str:
     return development_default
 
 
+def _owner_only(path: Path) -> None:
+    """Take away the access of group and others that an older version (or the umask) gave a file."""
+    if path.exists() and path.stat().st_mode & 0o077:
+        with contextlib.suppress(PermissionError):  # another user's file is theirs to fix
+            path.chmod(0o600)
+
+
 def _development_secret(filename: str, make: Callable[[], str]) -> str:
-    """A secret generated once into var/, so development restarts keep sessions and data readable."""
+    """A secret generated once into var/, so development restarts keep sessions and data readable.
+
+    Written to a 0600 temporary file, then linked into place: no other user can read it at any
+    moment, and of two processes starting at once (`make run` starts several) the first wins and
+    the other reads its secret rather than writing a second one.
+    """
     path = VAR_DIR / filename
     if not path.exists():
-        path.write_text(make())
-        path.chmod(0o600)
+        fd, temporary = tempfile.mkstemp(dir=VAR_DIR, prefix=f".{filename}.")  # mode 0600
+        with os.fdopen(fd, "w") as file:
+            file.write(make())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+    _owner_only(path)
     return path.read_text().strip()
+
+
+def _sqlite_file(name: str) -> None:
+    """Create the SQLite database empty and 0600 before SQLite does (it would use the umask,
+    usually 0644); SQLite gives its -wal and -shm files the database's mode."""
+    if name == ":memory:" or name.startswith("file:"):
+        return
+    path = Path(name)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        for existing in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+            _owner_only(existing)
+    except FileNotFoundError:
+        pass  # no such directory: SQLite will say so when it connects
 
 
 SECRET_KEY = _required_in_production(
@@ -106,6 +145,8 @@ INSTALLED_APPS = [
     "grants",
     "leads",
     "sandbox",
+    "operations",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -148,6 +189,7 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    _sqlite_file(str(DATABASES["default"]["NAME"]))
     # WAL lets the web process read while a worker writes; IMMEDIATE takes the write lock at
     # BEGIN so two writers queue on `timeout` instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {
@@ -234,6 +276,17 @@ REALGEEKS_API_URL = env.str(
     "REALGEEKS_API_URL",
     default=REALGEEKS_PRODUCTION_URL if PRODUCTION else f"{PORTAL_BASE_URL}/sandbox/rest",
 )
+# Hosts that may receive a partner's RG credentials (grants/rg_url.py): https on the entry's port
+# (443 unless it says host:port); loopback entries also admit http, on any port unless they name one.
+REALGEEKS_ALLOWED_HOSTS = env.list(
+    "REALGEEKS_ALLOWED_HOSTS",
+    default=["receivers.leadrouter.realgeeks.com"] + ([] if PRODUCTION else ["127.0.0.1", "localhost", "::1"]),
+)
+from grants import rg_url  # noqa: E402
+
+# Parsing the list happens here in every environment; a refused URL stops production only.
+if (_problem := rg_url.refusal(REALGEEKS_API_URL, REALGEEKS_ALLOWED_HOSTS)) and PRODUCTION:
+    raise ImproperlyConfigured(f"REALGEEKS_API_URL is refused: {_problem}")
 REALGEEKS_GRANT_URL_TEMPLATE = "https://leadrouter.realgeeks.com/dev/{company_id}/grant/"
 # DESIGN.md: connect ~5 s, read ~20 s. RG's own 2 s client timeout misreads slow successes.
 REALGEEKS_CONNECT_TIMEOUT = env.float("REALGEEKS_CONNECT_TIMEOUT", default=5.0)
@@ -371,13 +424,60 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# LOG_FORMAT=json: one JSON object a line (python-json-logger), with a log call's `extra` as fields
+# (the delivery lines carry lead, delivery and partner ids). Celery then keeps this configuration
+# instead of putting its own text handler on the root logger; gunicorn.conf.py does the same for
+# gunicorn's lines.
+LOG_FORMAT = env.str("LOG_FORMAT", default="text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured("LOG_FORMAT must be 'text' or 'json'.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": ["levelname", "name", "message"],
+            "rename_fields": {"levelname": "level", "name": "logger"},
+            "timestamp": "time",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "json" if LOG_FORMAT == "json" else "plain"}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"axes": {"level": "WARNING"}},
+}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+
+# --- Operating it (operations app): /metrics and the retention of stored bodies ---------------------
+# /metrics answers only a request carrying one of these (comma-separated, so a token can rotate)
+# as `Authorization: Bearer <token>`; with none set it is a 404.
+METRICS_TOKENS = [token.strip() for token in env.list("METRICS_TOKEN", default=[]) if token.strip()]
+# Each process of this host keeps its counters in files here, one folder per kind of process
+# (operations/multiprocess.py); /metrics adds them up. Local to one machine or container.
+METRICS_DIR = Path(env.str("METRICS_DIR", default=str(VAR_DIR / "metrics")))
+from operations import multiprocess  # noqa: E402
+
+multiprocess.use(METRICS_DIR)
+# Bodies older than this many days are pruned (0 keeps them forever); the rows and their summary
+# fields stay. Attempts: the delivery keeps the whole payload, and a month covers any retry or
+# investigation. Callbacks: they are the evidence of a grant, kept a quarter. Grant emails: rare
+# and small, the evidence of a grant; a year. Those waiting for review are never pruned.
+RETENTION_ATTEMPT_BODY_DAYS = env.int("RETENTION_ATTEMPT_BODY_DAYS", default=30)
+RETENTION_CALLBACK_BODY_DAYS = env.int("RETENTION_CALLBACK_BODY_DAYS", default=90)
+RETENTION_GRANT_EMAIL_DAYS = env.int("RETENTION_GRANT_EMAIL_DAYS", default=365)
+# Rows a prune changes per UPDATE (its own short transaction).
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=2000)
+if min(RETENTION_ATTEMPT_BODY_DAYS, RETENTION_CALLBACK_BODY_DAYS, RETENTION_GRANT_EMAIL_DAYS) < 0:
+    raise ImproperlyConfigured("RETENTION_*_DAYS must be 0 (keep forever) or more.")
+if RETENTION_BATCH_SIZE < 1:
+    raise ImproperlyConfigured("RETENTION_BATCH_SIZE must be at least 1.")
+CELERY_BEAT_SCHEDULE["operations-bodies-prune"] = {
+    "task": "operations.tasks.bodies_prune_task",
+    "schedule": 3600.0,
+    "options": {"expires": 3600.0},
 }
 
 # --- Site grants (grants app): Destination callbacks and grant emails ----------------------------
@@ -396,6 +496,14 @@ GRANT_EMAIL_INBOUND_ESP = env.str("GRANT_EMAIL_INBOUND_ESP", default="")
 ANYMAIL = {name.removeprefix("ANYMAIL_"): value for name, value in env.ENVIRON.items() if name.startswith("ANYMAIL_")}
 if PRODUCTION and GRANT_EMAIL_INBOUND_ESP and not ANYMAIL.get("WEBHOOK_SECRET"):
     raise ImproperlyConfigured("Set ANYMAIL_WEBHOOK_SECRET (user:password) to protect the grant-email webhook.")
+# Anyone can email the grant address, so the webhook and the mailbox grant only what the receiving
+# server authenticated (grants/sender_auth.py): its Authentication-Results (RFC 8601) shows DKIM
+# or SPF passing for one of these domains (or a subdomain) that the From address is under too.
+GRANT_EMAIL_SENDER_DOMAINS = env.list("GRANT_EMAIL_SENDER_DOMAINS", default=["realgeeks.com"])
+# The authserv-ids of the servers that receive grant emails and stamp every message with their
+# Authentication-Results (the provider behind the webhook, the mailbox's server). Empty: nothing
+# is verified, and every message from the webhook or the mailbox waits for review.
+GRANT_EMAIL_TRUSTED_AUTHSERV_IDS = env.list("GRANT_EMAIL_TRUSTED_AUTHSERV_IDS", default=[])
 # The grant mailbox poll (IMAP) runs only when GRANT_IMAP_HOST is set.
 GRANT_IMAP_HOST = env.str("GRANT_IMAP_HOST", default="")
 GRANT_IMAP_PORT = env.int("GRANT_IMAP_PORT", default=993)
@@ -430,4 +538,56 @@ CELERY_BEAT_SCHEDULE["leads-bulk-retries-resume"] = {
     "task": "leads.tasks.bulk_retries_resume_task",
     "schedule": 60.0,
     "options": {"expires": 60.0},
+}
+
+# --- Alerts (alerts app): rules, incidents and notices to channels --------------------------------
+# Beat runs the per-partner rules this often (a worker evaluates them), and sends due notices; the
+# worker-heartbeat rule is checked by a watchdog inside beat itself (alerts/watchdog.py).
+ALERTS_EVALUATE_SECONDS = env.float("ALERTS_EVALUATE_SECONDS", default=30.0)
+# An incident opening within this long of the last notice about the same partner, rule and subject
+# is recorded but sends nothing (nor its recovery) unless it is still open when the time is up.
+ALERTS_RATE_LIMIT_MINUTES = env.float("ALERTS_RATE_LIMIT_MINUTES", default=60.0)
+# The rules' thresholds (alerts/rules.py).
+ALERTS_NEEDS_HUMAN_COUNT = env.int("ALERTS_NEEDS_HUMAN_COUNT", default=1)
+ALERTS_NEEDS_HUMAN_HOURS = env.float("ALERTS_NEEDS_HUMAN_HOURS", default=24.0)
+ALERTS_CIRCUIT_OPEN_MINUTES = env.float("ALERTS_CIRCUIT_OPEN_MINUTES", default=0.0)
+ALERTS_SITE_REVOKED_HOURS = env.float("ALERTS_SITE_REVOKED_HOURS", default=24.0)
+ALERTS_BACKLOG_MINUTES = env.float("ALERTS_BACKLOG_MINUTES", default=15.0)
+ALERTS_HEARTBEAT_MINUTES = env.float("ALERTS_HEARTBEAT_MINUTES", default=5.0)
+ALERTS_GRANT_EMAIL_REVIEW_MINUTES = env.float("ALERTS_GRANT_EMAIL_REVIEW_MINUTES", default=0.0)
+# Sending: attempts per notice, the first retry's delay (doubling, at most an hour), HTTP timeout.
+ALERTS_NOTIFY_MAX_ATTEMPTS = env.int("ALERTS_NOTIFY_MAX_ATTEMPTS", default=8)
+ALERTS_NOTIFY_RETRY_SECONDS = env.float("ALERTS_NOTIFY_RETRY_SECONDS", default=60.0)
+ALERTS_HTTP_TIMEOUT_SECONDS = env.float("ALERTS_HTTP_TIMEOUT_SECONDS", default=10.0)
+# Partners choose the Slack and webhook URLs, so in production they must be https and reach public
+# addresses only (checked on each connection, alerts/outbound.py). Development allows http and
+# loopback, for local receivers.
+ALERTS_ALLOW_LOCAL_URLS = env.bool("ALERTS_ALLOW_LOCAL_URLS", default=not PRODUCTION)
+ALERTS_EMAIL_FROM = env.str("ALERTS_EMAIL_FROM", default="Partner Portal <alerts@localhost>")
+# Outgoing mail, for email channels. Development prints messages to the worker's log; production
+# sends by SMTP, or through a provider with anymail (e.g. EMAIL_BACKEND=
+# anymail.backends.postmark.EmailBackend and ANYMAIL_POSTMARK_SERVER_TOKEN).
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(VAR_DIR / "mail"))
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = ALERTS_HTTP_TIMEOUT_SECONDS
+# Both are idempotent, so a tick no worker took in time is dropped rather than queued behind others.
+CELERY_BEAT_SCHEDULE["alerts-evaluate"] = {
+    "task": "alerts.tasks.alerts_evaluate_task",
+    "schedule": ALERTS_EVALUATE_SECONDS,
+    "options": {"expires": max(ALERTS_EVALUATE_SECONDS, 10.0)},
+}
+CELERY_BEAT_SCHEDULE["alerts-notifications-send"] = {
+    "task": "alerts.tasks.notifications_send_task",
+    "schedule": ALERTS_EVALUATE_SECONDS,
+    "options": {"expires": max(ALERTS_EVALUATE_SECONDS, 10.0)},
 }

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("grants.urls")),
     path("", include("leads.urls")),
     path("", include("portal.urls")),
+    path("", include("operations.urls")),
     path("admin/", admin.site.urls),
 ]
 

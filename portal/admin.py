@@ -1,13 +1,118 @@
-"""Admin for the portal's own records: the audit trail and worker heartbeats are logs, so read-only."""
+"""The admin's base classes, which scope every page to the user's partners, and the admin for the
+portal's own records (the audit trail and worker heartbeats are logs, so read-only).
+
+Every admin registered derives from `ScopedAdmin` (tests/portal/test_admin_registry.py checks
+it): a staff user who is not a superuser sees only their partners' rows, whatever model
+permissions they were given. That covers the list, its filters, the choices of a form's related
+fields, autocomplete (which lists the related admin's queryset) and the object pages, where
+another partner's object is a 404, as in the dashboard. Rows that are no partner's are for
+superusers only.
+"""
 
 from typing import Any, Optional
 
+from django.apps import apps
 from django.contrib import admin
-from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.contrib.admin.utils import get_fields_from_path
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import Model, QuerySet
+from django.db.models.fields.related import RelatedField
+from django.forms import ModelForm
+from django.http import Http404, HttpRequest
 
 from portal.access import partners_visible_to
 from portal.models import AuditEntry, WorkerHeartbeat
+
+
+class ScopedAdmin(admin.ModelAdmin):
+    """Superusers see every row; other staff only the rows `scope` keeps (none unless overridden)."""
+
+    def scope(self, queryset: QuerySet[Any], request: HttpRequest) -> QuerySet[Any]:
+        return queryset.none()
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        return queryset if request.user.is_superuser else self.scope(queryset, request)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Optional[str] = None) -> Any:
+        # Django redirects to the admin index for an object it cannot find; a 404 says the same
+        # for another partner's object and one that does not exist.
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such object.")
+        return obj
+
+    def visible_rows(self, request: HttpRequest, model: type[Model]) -> QuerySet[Any]:
+        """The rows of a related model the user may pick or filter by: those its admin lists."""
+        if self.admin_site.is_registered(model):
+            related_admin = self.admin_site.get_model_admin(model)
+            if isinstance(related_admin, ScopedAdmin):
+                return related_admin.get_queryset(request)
+        return model._default_manager.all() if request.user.is_superuser else model._default_manager.none()
+
+    def get_field_queryset(
+        self, db: Optional[str], db_field: "RelatedField[Any, Any]", request: HttpRequest
+    ) -> Optional[QuerySet[Any]]:
+        # The choices of every foreign key and many-to-many field in a change form.
+        if request.user.is_superuser:
+            return super().get_field_queryset(db, db_field, request)
+        return self.visible_rows(request, db_field.remote_field.model)
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        # Django's filter on a relation offers every row of the related table: every partner's name.
+        return [self._scoped_filter(entry) for entry in super().get_list_filter(request)]
+
+    def _scoped_filter(self, entry: Any) -> Any:
+        if isinstance(entry, str) and get_fields_from_path(self.model, entry)[-1].is_relation:
+            return (entry, ScopedRelatedFieldListFilter)
+        return entry
+
+    def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:
+        # An edit must not move a row out of the user's partners (nor add one outside them).
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            if not request.user.is_superuser and not self.get_queryset(request).filter(pk=obj.pk).exists():
+                raise PermissionDenied("That would put the object outside your partners.")
+
+
+class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
+    """A filter on a relation that offers only the related rows the user may see."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: admin.ModelAdmin) -> Any:
+        assert isinstance(model_admin, ScopedAdmin)
+        visible = model_admin.visible_rows(request, field.remote_field.model)
+        ordering = self.field_admin_ordering(field, request, model_admin)
+        return field.get_choices(include_blank=False, ordering=ordering, limit_choices_to={"pk__in": visible})
+
+
+class PartnerScopedAdmin(ScopedAdmin):
+    """Rows that belong to a partner through `partner_path` (a lookup ending at a Partner)."""
+
+    partner_path = "partner"
+
+    def scope(self, queryset: QuerySet[Any], request: HttpRequest) -> QuerySet[Any]:
+        return queryset.filter(**{f"{self.partner_path}__in": partners_visible_to(request.user)})
+
+
+class SuperuserOnlyAdmin(ScopedAdmin):
+    """Rows that are no partner's (accounts, login attempts, heartbeats, the sandbox's faults):
+    superusers only, whatever permissions a staff user was given."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Optional[Any] = None) -> bool:
+        return request.user.is_superuser and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Optional[Any] = None) -> bool:
+        return request.user.is_superuser and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Optional[Any] = None) -> bool:
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -23,20 +128,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class PartnerScopedAdmin(admin.ModelAdmin):
-    """Non-superuser staff given admin permissions still see only their own partners' rows."""
-
-    partner_path = "partner"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(**{f"{self.partner_path}__in": partners_visible_to(request.user)})
-
-
 @admin.register(AuditEntry)
-class AuditEntryAdmin(ReadOnlyAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin, PartnerScopedAdmin):
     list_display = ["created", "actor", "partner", "action", "object_type", "object_id"]
     list_filter = ["action", "partner"]
     search_fields = ["object_id", "actor__username", "reason"]
@@ -45,6 +138,26 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(WorkerHeartbeat)
-class WorkerHeartbeatAdmin(ReadOnlyAdmin):
+class WorkerHeartbeatAdmin(ReadOnlyAdmin, SuperuserOnlyAdmin):
     list_display = ["hostname", "last_seen"]
     ordering = ["-last_seen"]
+
+
+def superusers_only_for_other_apps() -> None:
+    """Re-register the admins of apps that are not ours (Django's users and groups, django-axes'
+    login attempts) as superuser-only: they hold no partner's rows, and a staff user allowed to
+    edit users could make themselves a superuser."""
+    # Imported so that their admins are registered before they are wrapped, whatever the order
+    # of INSTALLED_APPS.
+    import axes.admin  # noqa: F401
+    import django.contrib.auth.admin  # noqa: F401
+
+    for model in apps.get_models():
+        if admin.site.is_registered(model):
+            model_admin = type(admin.site.get_model_admin(model))
+            if not issubclass(model_admin, ScopedAdmin):
+                admin.site.unregister(model)
+                admin.site.register(model, type(model_admin.__name__, (SuperuserOnlyAdmin, model_admin), {}))
+
+
+superusers_only_for_other_apps()

@@ -18,6 +18,7 @@ from leads import bulk
 from leads.models import BulkRetry, BulkRetryItem, Delivery, Operation
 from portal.access import acting_user, partners_visible_to, staff_required
 from portal.audit import audit_record
+from portal.filter_forms import DayField
 
 FILTER_FIELDS = ("partner", "status", "site", "operation", "created_from", "created_to", "http_status")
 RECENT_JOBS = 20
@@ -32,13 +33,13 @@ class BulkRetryForm(forms.Form):
     )
     site = forms.UUIDField(label="Site UUID", required=False, error_messages={"invalid": "That is not a site UUID."})
     operation = forms.ChoiceField(required=False, choices=[("", "Any operation"), *Operation.choices])
-    created_from = forms.DateField(
+    created_from = DayField(
         label="Created from",
         required=False,
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="UTC, inclusive.",
     )
-    created_to = forms.DateField(
+    created_to = DayField(
         label="Created to", required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="UTC, inclusive."
     )
     http_status = forms.IntegerField(

@@ -27,6 +27,8 @@ from portal.models import AuditEntry
 PAGE_SIZE = 50
 # The body is shown whole up to this size; RG's callbacks are a few kB, the webhook accepts 1 MiB.
 BODY_SHOWN_MAX_CHARS = 200_000
+# Enough of a stored signature to match it against RG's logs, too little to send again.
+SIGNATURE_SHOWN_CHARS = 8
 
 M = TypeVar("M", bound=models.Model)
 
@@ -167,6 +169,19 @@ def _history(event: WebhookEvent) -> list[dict[str, Any]]:
     return sorted(steps, key=lambda step: step["at"])
 
 
+def _shown_headers(event: WebhookEvent) -> list[tuple[str, str]]:
+    """The stored headers for the page, the signature cut to its start: every stored callback's
+    was verified on arrival, and a whole one next to its body is a ready-made replay (harmless
+    now, as a body is stored once, but nobody needs it whole to read the page)."""
+    signature_header = destination.SIGNATURE_HEADER.lower()
+    shown = []
+    for name, value in sorted(event.headers.items(), key=lambda item: item[0].lower()):
+        if name.lower() == signature_header:
+            value = f"{value[:SIGNATURE_SHOWN_CHARS]}… (verified on arrival)" if value else "(none)"
+        shown.append((name, value))
+    return shown
+
+
 @staff_required
 def callback_detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     event = get_object_or_404(_visible_events(request).select_related("partner"), public_id=public_id)
@@ -179,7 +194,8 @@ def callback_detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
         "body_cut": len(body) > BODY_SHOWN_MAX_CHARS,
         "body_is_json": is_json,
         "body_size": len(event.body),
-        "headers": sorted(event.headers.items(), key=lambda item: item[0].lower()),
+        "headers": _shown_headers(event),
+        "timestamp_readable": destination.parse_timestamp(event.timestamp_raw) is not None,
         "site": site,
         "history": _history(event),
         "can_reprocess": event.is_valid and event.state != WebhookEvent.State.PROCESSING,

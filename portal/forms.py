@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 
+from grants import rg_url
 from grants.models import Partner
 from portal.audit import MASK_CHANGED, MASK_SET
 
@@ -26,7 +27,9 @@ def _api_url_field() -> forms.URLField:
         label="RG API URL",
         required=False,
         assume_scheme="https",
-        help_text="Leave blank to use the portal's default Real Geeks URL.",
+        validators=[rg_url.validate],
+        help_text="Leave blank to use the portal's default Real Geeks URL. The RG password is sent to this URL, "
+        "so it must be a host in REALGEEKS_ALLOWED_HOSTS.",
     )
 
 
@@ -47,6 +50,9 @@ class PartnerCreateForm(forms.Form):
 
 
 class PartnerEditForm(forms.ModelForm):
+    """Edits a partner. The RG API URL is only a superuser's to change (`may_change_api_url`);
+    for anyone else the field is left out, so a posted value is ignored."""
+
     rg_api_url = _api_url_field()
     rg_password = forms.CharField(
         label="New RG password",
@@ -87,8 +93,10 @@ class PartnerEditForm(forms.ModelForm):
             "grant_email_address": "Grant email address",
         }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, may_change_api_url: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if not may_change_api_url:
+            del self.fields["rg_api_url"]
         self.current_secrets: list[str] = self.instance.webhook_secrets
         field = self.fields["remove_webhook_secrets"]
         assert isinstance(field, forms.MultipleChoiceField)
@@ -99,6 +107,8 @@ class PartnerEditForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
+        if "rg_api_url" in self.changed_data and not cleaned.get("rg_password"):
+            self.add_error("rg_password", rg_url.URL_CHANGE_REFUSED)
         new = cleaned.get("new_webhook_secret") or ""
         removed = set(cleaned.get("remove_webhook_secrets") or [])
         if new and new in self.current_secrets:

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_POST
 
 from grants.emails import (
     GrantEmailProblem,
+    decided_by_a_person,
     grant_email_dismiss,
     grant_email_paste,
     grant_email_reparse,
@@ -235,6 +236,7 @@ def _render_detail(
         "match_reason": match_reason(grant_email, parse_grant_email(raw).company_ids, audit),
         "status_changes": grant_email.status_changes.select_related("site__partner", "actor"),
         "audit": audit,
+        "decided_by_a_person": decided_by_a_person(grant_email.source),
         "can_resolve": grant_email.status in (GrantEmail.Status.NEEDS_REVIEW, GrantEmail.Status.DISMISSED),
         "needs_review": grant_email.status == GrantEmail.Status.NEEDS_REVIEW,
         "resolve_form": resolve_form or GrantEmailResolveForm(partners=partners, initial=_resolve_initial(grant_email)),

@@ -24,6 +24,7 @@ from leads.validation import (
     validate_activity,
     validate_lead,
 )
+from portal.filter_forms import DayField
 
 # RG names the field in its message ("Field 'email' is not a valid email address."); the form
 # shows the message under the field's own label, so the name is dropped there.
@@ -270,8 +271,8 @@ class LeadFilterForm(forms.Form):
         label="HTTP status",
         error_messages={"invalid": "Enter an HTTP status code such as 422."},
     )
-    created_from = forms.DateField(required=False, label="Created from", widget=forms.DateInput(attrs={"type": "date"}))
-    created_to = forms.DateField(required=False, label="Created to", widget=forms.DateInput(attrs={"type": "date"}))
+    created_from = DayField(required=False, label="Created from", widget=forms.DateInput(attrs={"type": "date"}))
+    created_to = DayField(required=False, label="Created to", widget=forms.DateInput(attrs={"type": "date"}))
 
     def __init__(self, *args: Any, partners: list[Partner], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -3,8 +3,9 @@ the user may see, with charts drawn as inline SVG."""
 
 from typing import Optional
 
+from django.core.validators import slug_re
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -28,6 +29,8 @@ def _scope(request: HttpRequest, visible: QuerySet[Partner]) -> tuple[Optional[P
     """The partner picked in ?partner= (404 if the user may not see it), and the partners to count."""
     slug = request.GET.get("partner", "")
     if slug:
+        if not slug_re.fullmatch(slug):
+            raise Http404("No such partner.")  # not a slug, so no partner's (and no NUL for PostgreSQL)
         partner = get_object_or_404(visible, slug=slug)
         return partner, visible.filter(pk=partner.pk)
     # A superuser sees everything: no partner filter at all, so no join through delivery and lead.

@@ -9,7 +9,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
-from grants import services
+from grants import rg_url, services
 from grants.models import ApiKey, Partner, Site
 from portal.access import acting_user, partner_or_404, partners_visible_to, staff_required, superuser_required
 from portal.audit import MASK_SET, audit_record, changed_fields, partner_snapshot
@@ -37,6 +37,7 @@ def _render_detail(request: HttpRequest, partner: Partner, key_form: ApiKeyIssue
         "key_form": key_form,
         "api_keys": partner.api_keys.order_by("revoked_at", "-created"),
         "webhook_fingerprints": [secret_fingerprint(secret) for secret in partner.webhook_secrets],
+        "api_url_refused": rg_url.refusal(partner.api_url()),
         "recent_audit": AuditEntry.objects.filter(partner=partner).select_related("actor")[:10],
     }
     return render(request, "portal/partner_detail.html", context)
@@ -72,7 +73,8 @@ def partner_create(request: HttpRequest) -> HttpResponse:
 def partner_edit(request: HttpRequest, slug: str) -> HttpResponse:
     partner = partner_or_404(request.user, slug)
     snapshot = partner_snapshot(partner)
-    form = PartnerEditForm(request.POST or None, instance=partner)
+    # Superusers only: the URL decides who receives the partner's RG password.
+    form = PartnerEditForm(request.POST or None, instance=partner, may_change_api_url=request.user.is_superuser)
     if request.method == "POST" and form.is_valid():
         with transaction.atomic():
             partner = form.save()

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from portal import (
+    alert_views,
     bulk_views,
     callback_views,
     grant_email_views,
@@ -17,6 +18,12 @@ from portal import (
 # keep their plain names because settings (LOGIN_URL, LOGIN_REDIRECT_URL) refer to them.
 dashboard = (
     [
+        path("alerts/", alert_views.alert_list, name="alert_list"),
+        path("alerts/incidents/<uuid:public_id>/", alert_views.alert_incident, name="alert_incident"),
+        path("alerts/channels/new/", alert_views.alert_channel_create, name="alert_channel_create"),
+        path("alerts/channels/<uuid:public_id>/", alert_views.alert_channel, name="alert_channel"),
+        path("alerts/channels/<uuid:public_id>/test/", alert_views.alert_channel_test, name="alert_channel_test"),
+        path("alerts/channels/<uuid:public_id>/delete/", alert_views.alert_channel_delete, name="alert_channel_delete"),
         path("partners/", partner_views.partner_list, name="partner_list"),
         path("partners/new/", partner_views.partner_create, name="partner_create"),
         path("partners/<slug:slug>/", partner_views.partner_detail, name="partner_detail"),

@@ -1,3 +1,5 @@
+import re
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -5,9 +7,11 @@ from django.views.decorators.http import require_GET
 
 from portal import health
 from portal.access import partners_visible_to, staff_required
+from portal.filter_forms import AuditFilterForm
 from portal.models import AuditEntry
 
 AUDIT_PAGE_SIZE = 50
+_ID = re.compile(r"[0-9]{1,18}")  # an entry id: ASCII digits, within a bigint
 
 
 @require_GET
@@ -37,17 +41,22 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     if not request.user.is_superuser:
         visible = visible.filter(partner__in=partners)
     entries = visible.select_related("actor", "partner").order_by("-id")
-    partner_slug = request.GET.get("partner", "")
+    form = AuditFilterForm(request.GET, partners=partners)
+    partner_slug = action = ""
+    if form.is_valid():
+        partner_slug, action = form.cleaned_data["partner"], form.cleaned_data["action"]
+    else:
+        entries = entries.none()  # a bad filter shows its message and no rows rather than all of them
     if partner_slug:
         entries = entries.filter(partner__slug=partner_slug)
-    action = request.GET.get("action", "")
     if action:
         entries = entries.filter(action=action)
     before = request.GET.get("before", "")
-    if before.isdigit():
+    if _ID.fullmatch(before):  # anything else is a broken cursor: the first page
         entries = entries.filter(id__lt=int(before))
     page = list(entries[: AUDIT_PAGE_SIZE + 1])
     context = {
+        "form": form,
         "entries": page[:AUDIT_PAGE_SIZE],
         "next_before": page[AUDIT_PAGE_SIZE - 1].id if len(page) > AUDIT_PAGE_SIZE else None,
         "partners": partners,

@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from django.db.models import QuerySet
+
 from sandbox.models import SandboxRequest
 
 MAX_BODY_CHARS = 65_536
@@ -68,14 +70,16 @@ def _body(raw: bytes) -> str:
     return _text(text, MAX_BODY_CHARS + 1)
 
 
-def requests_matching(params: Mapping[str, str], *, default_limit: int = 100) -> list[SandboxRequest]:
-    """Newest first, filtered by `site`, `lead_id`, `method`, `status`, `since_id` (ids above it), `limit` (max 1000).
+def requests_matching(
+    params: Mapping[str, str], *, requests: QuerySet[SandboxRequest], default_limit: int = 100
+) -> list[SandboxRequest]:
+    """Of `requests`, newest first, those matching `site`, `lead_id`, `method`, `status`,
+    `since_id` (ids above it), at most `limit` (max 1000).
 
     Values that cannot match (a non-numeric status or id, a NUL) match nothing rather than failing.
     """
     if any("\x00" in value for value in params.values()):
         return []
-    requests = SandboxRequest.objects.all()
     for name in ("site", "lead_id"):
         if params.get(name):
             requests = requests.filter(**{name: canonical_id(params[name])})

@@ -1,7 +1,10 @@
 """Looking at and steering the sandbox: its request log, the leads it holds, and fault injection.
 
-No login: the sandbox exists only in development and tests (SANDBOX_ENABLED), holds no real
-data, and tests in other processes drive it over HTTP.
+Staff pages, behind the portal's login like the dashboard: the log holds the lead bodies partners
+sent, so staff see their own partners' (sandbox.access). The faults shape every partner's
+deliveries, so only superusers change them, with a CSRF token like any form; scripts and tests
+in other processes use `manage.py sandbox_faults`. The Incoming API the worker delivers to
+(sandbox.api) stays open to HTTP Basic callers, as RG's is.
 """
 
 from typing import Any
@@ -11,42 +14,52 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
 from leads.validation import PayloadError, parse_json
-from sandbox import faults, log, store
+from portal.access import staff_required, superuser_required
+from sandbox import access, faults, log, store
 from sandbox.auth import site_key
-from sandbox.models import SandboxLead
+from sandbox.models import SandboxLead, SandboxRequest
+
+
+def _visible_requests(request: HttpRequest, default_limit: int = 100) -> list[SandboxRequest]:
+    rows = access.sent_by_partners_of(request.user, SandboxRequest.objects.all())
+    return log.requests_matching(request.GET, requests=rows, default_limit=default_limit)
 
 
 @require_GET
 @never_cache
+@staff_required
 def requests_page(request: HttpRequest) -> HttpResponse:
-    records = log.requests_matching(request.GET, default_limit=200)
+    records = _visible_requests(request, default_limit=200)
     return render(request, "sandbox/requests.html", {"records": records, "site": request.GET.get("site", "")})
 
 
 @require_GET
 @never_cache
+@staff_required
 def requests_json(request: HttpRequest) -> JsonResponse:
     """The request log, newest first; see `log.requests_matching` for the filters."""
-    return JsonResponse([log.request_as_dict(r) for r in log.requests_matching(request.GET)], safe=False)
+    return JsonResponse([log.request_as_dict(r) for r in _visible_requests(request)], safe=False)
 
 
 @require_GET
 @never_cache
+@staff_required
 def leads_json(request: HttpRequest) -> JsonResponse:
     """The leads the sandbox holds for `?site=` (required), oldest first, each with its activities in order."""
     site = site_key(request.GET.get("site", ""))
     if site is None:
         return JsonResponse({"error": "Give ?site=<site UUID>."}, status=400)
-    leads = SandboxLead.objects.filter(site_uuid=site).order_by("pk").prefetch_related("activities")
+    leads = access.on_sites_of(request.user, SandboxLead.objects.filter(site_uuid=site))
+    leads = leads.order_by("pk").prefetch_related("activities")
     return JsonResponse([store.lead_as_dict(lead) for lead in leads], safe=False)
 
 
 @require_http_methods(["GET", "POST"])
 @never_cache
+@superuser_required
 def faults_page(request: HttpRequest) -> HttpResponse:
     current = faults.faults_current()
     if request.method == "POST" and "reset" in request.POST:
@@ -61,11 +74,14 @@ def faults_page(request: HttpRequest) -> HttpResponse:
     return render(request, "sandbox/faults.html", {"form": form, "faults": current})
 
 
-@csrf_exempt
 @require_http_methods(["GET", "PUT", "PATCH", "DELETE"])
 @never_cache
+@superuser_required
 def faults_control(request: HttpRequest) -> JsonResponse:
-    """GET the faults; PUT or PATCH a JSON object of the settings to change (others keep); DELETE clears them."""
+    """GET the faults; PUT or PATCH a JSON object of the settings to change (others keep); DELETE clears them.
+
+    A signed-in superuser's session, and for a change its CSRF token in an X-CSRFToken header.
+    """
     if request.method == "DELETE":
         return JsonResponse(faults.faults_as_dict(faults.faults_reset()))
     if request.method in ("PUT", "PATCH"):

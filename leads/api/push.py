@@ -29,7 +29,7 @@ from rest_framework.views import APIView
 
 from grants.authentication import ApiKeyAuthentication
 from grants.models import ApiKey, Partner
-from leads import realgeeks
+from leads import metrics, realgeeks
 from leads.api.access import HasApiKey
 from leads.api.errors import PayloadTooLarge, UpstreamError
 from leads.api.negotiation import JsonOnly
@@ -107,6 +107,7 @@ class PushView(APIView):
             idempotency_key=idempotency_key,
             router_destinations=destinations,
         )
+        metrics.PUSHES_ACCEPTED.labels(request.auth.partner.slug, self.operation).inc()
         response = Response({}, status=self.success_status)
         if pushed.repeated:
             # Stripe's name for it: the product can tell its retry was recognised.

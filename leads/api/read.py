@@ -11,7 +11,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -68,11 +68,47 @@ def lead_search(leads: LeadQuerySet, filters: dict[str, Any]) -> LeadQuerySet:
     return leads.filter_by(filters)
 
 
+class LeadAmbiguous(APIException):
+    # 409: the request is well formed, but the id names leads of several partners right now.
+    status_code = status.HTTP_409_CONFLICT
+
+
+PARTNER_PARAMETER = OpenApiParameter(
+    "partner",
+    str,
+    description="Partner slug. Lead ids are unique per partner only: a caller who sees several partners "
+    "names one when two of them hold the lead (409 otherwise).",
+)
+AMBIGUOUS = OpenApiResponse(
+    description='The lead id belongs to leads of several partners the caller sees: `{"error": "..."}` '
+    "names them; add ?partner=<slug>."
+)
+
+
+def _one_lead(request: Request, leads: LeadQuerySet, lead_id: str) -> Lead:
+    """The caller's lead with this id, chosen by `?partner=<slug>` when given.
+
+    Lead ids are unique per partner, not overall, so one id may name leads of two partners the
+    caller sees: that is a 409 listing their slugs, never an arbitrary pick.
+    """
+    leads = leads.filter(lead_id=_uuid(lead_id, "lead"))
+    slug = request.query_params.get("partner")
+    if slug:
+        leads = leads.filter(partner__slug=slug)
+    found = list(leads[:2])
+    if not found:
+        raise NotFound(f"No lead {lead_id[:100]!r}" + (f" of partner {slug[:100]!r}." if slug else "."))
+    if len(found) > 1:
+        slugs = ", ".join(sorted(leads.values_list("partner__slug", flat=True)))
+        raise LeadAmbiguous(
+            f"Lead {found[0].lead_id} belongs to more than one partner ({slugs}): "
+            "add ?partner=<slug> to say which one you mean."
+        )
+    return found[0]
+
+
 def _lead(request: Request, lead_id: str) -> Lead:
-    lead = _leads(request).filter(lead_id=_uuid(lead_id, "lead")).first()
-    if lead is None:
-        raise NotFound(f"No lead {lead_id[:100]!r}.")
-    return lead
+    return _one_lead(request, _leads(request), lead_id)
 
 
 def _deliveries(request: Request) -> QuerySet[Delivery]:
@@ -95,18 +131,15 @@ class LeadDetailView(ReadApiView):
     """The lead, its latest deliveries with their latest attempts, and links to the rest: a
     document bounded by LEAD_PAGE_DELIVERIES and LEAD_PAGE_ATTEMPTS however long the lead's history."""
 
-    @extend_schema(responses=LeadDetailSerializer)
+    @extend_schema(parameters=[PARTNER_PARAMETER], responses={200: LeadDetailSerializer, 409: AMBIGUOUS})
     def get(self, request: Request, lead_id: str) -> Response:
         counted = Delivery.objects.filter(lead=OuterRef("pk")).order_by().values("lead").annotate(n=Count("pk"))
-        lead = (
+        leads = (
             _leads(request)
             .annotate(deliveries_total=Coalesce(Subquery(counted.values("n")), 0))
             .prefetch_related(latest_deliveries())
-            .filter(lead_id=_uuid(lead_id, "lead"))
-            .first()
         )
-        if lead is None:
-            raise NotFound(f"No lead {lead_id[:100]!r}.")
+        lead = _one_lead(request, leads, lead_id)
         return Response(LeadDetailSerializer(lead, context={"request": request}).data)
 
 
@@ -117,11 +150,13 @@ BAD_PAGE = OpenApiResponse(
 
 
 @extend_schema(
+    parameters=[PARTNER_PARAMETER],
     responses={
         200: DeliverySerializer(many=True),
         400: BAD_PAGE,
         404: OpenApiResponse(description="No such lead among the caller's partners."),
-    }
+        409: AMBIGUOUS,
+    },
 )
 class LeadDeliveriesView(ReadApiView, generics.ListAPIView[Delivery]):
     """A lead's deliveries, newest first, each with its latest attempts."""
@@ -154,7 +189,7 @@ class DeliveryAttemptsView(ReadApiView, generics.ListAPIView[DeliveryAttempt]):
 
 
 class LeadResendView(ReadApiView):
-    @extend_schema(request=None, responses={202: DeliverySerializer})
+    @extend_schema(parameters=[PARTNER_PARAMETER], request=None, responses={202: DeliverySerializer, 409: AMBIGUOUS})
     def post(self, request: Request, lead_id: str) -> Response:
         lead = _lead(request, lead_id)
         with transaction.atomic():

@@ -1,6 +1,7 @@
 """Input and output shapes of the read and act API. No logic beyond shaping."""
 
 from typing import Any, Optional
+from urllib.parse import urlencode
 
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
@@ -189,5 +190,6 @@ class LeadDetailSerializer(LeadSerializer):
         # Sequences number a lead's deliveries from 1: older ones exist while the oldest shown is not #1.
         if not shown or shown[-1].sequence <= 1:
             return None
-        url = reverse("leads:api-lead-deliveries", args=[lead.lead_id])
+        # The partner is named so the link stays unambiguous when another partner has this lead id.
+        url = f"{reverse('leads:api-lead-deliveries', args=[lead.lead_id])}?{urlencode({'partner': lead.partner.slug})}"
         return page_after(DeliveriesNewestFirst, self.context["request"], url, shown[-1].sequence)

@@ -24,6 +24,7 @@ from grants.callbacks import webhook_rejection_record
 from grants.emails import grant_email_receive
 from grants.models import GrantEmail, Partner, Site, WebhookEvent
 from tests.browser.staff import PASSWORD, log_in
+from tests.grants.mail_auth import authenticated, trust_receiving_server
 
 HARBOR = "45c48cce-2e2d-4fbd-8a3c-7b9e1f0d6a52"
 SUNSET = "5d9b2f5e-7c1a-4e63-9d0b-2a8c6f1e4b70"
@@ -166,7 +167,9 @@ def test_staff_of_one_partner_cannot_reach_another_partners_callbacks_or_emails(
         expect(page.locator("body")).not_to_contain_text("Harbor Homes")
 
 
-def test_screenshots_of_the_callbacks_and_grant_email_pages(page: Page, django_user_model, acme, other, tmp_path):
+def test_screenshots_of_the_callbacks_and_grant_email_pages(
+    page: Page, django_user_model, acme, other, tmp_path, settings
+):
     """Always renders the pages; with PORTAL_SCREENSHOTS_DIR set, keeps the PNGs there (docs/screenshots)."""
     django_user_model.objects.create_superuser("admin", password=PASSWORD)
     lead = "3b5d5c37-11a2-4f6e-9d4c-8a7b6c5d4e3f"
@@ -194,7 +197,9 @@ def test_screenshots_of_the_callbacks_and_grant_email_pages(page: Page, django_u
     stored_callback(other, "user_updated", {"site_uuid": HARBOR, "id": "agent-7"}, minutes_ago=5)
     for _ in range(3):
         webhook_rejection_record(partner_id=acme.pk, reason="Signature does not match", remote_addr="198.51.100.7")
-    grant_email_receive(PASTED_GRANT_EMAIL.encode(), source=GrantEmail.Source.IMAP, partner=acme)
+    # Polled from the mailbox, vouched for by the receiving server: it grants by itself.
+    trust_receiving_server(settings)
+    grant_email_receive(authenticated(PASTED_GRANT_EMAIL.encode()), source=GrantEmail.Source.IMAP, partner=acme)
     # Addressed to no partner and without a grant link: with two partners, staff must decide.
     unmatched = grant_email_receive(
         PASTED_GRANT_EMAIL.replace("grant-7781", "grant-7790")

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
+from django.urls import reverse
 
 from grants.emails import grant_email_receive
 from grants.models import GrantEmail, Partner, WebhookEvent
@@ -61,3 +62,63 @@ def test_the_reparse_action_grants_a_message_once_its_partner_is_known(admin_cli
     )
     grant_email.refresh_from_db()
     assert (grant_email.status, grant_email.partner) == (GrantEmail.Status.GRANTED, partner)
+
+
+RG_URL = "https://receivers.leadrouter.realgeeks.com/rest"
+
+
+def partner_form(partner: Partner, **changes: object) -> dict[str, object]:
+    data: dict[str, object] = {
+        "name": partner.name,
+        "slug": partner.slug,
+        "rg_username": partner.rg_username,
+        "rg_partner_id": partner.rg_partner_id,
+        "rg_company_id": partner.rg_company_id,
+        "rg_api_url": partner.rg_api_url,
+        "grant_email_address": partner.grant_email_address,
+        "is_active": "on",
+        "staff": [user.pk for user in partner.staff.all()],
+        "new_rg_password": "",
+        "new_webhook_secret": "",
+    }
+    data.update(changes)
+    return data
+
+
+def test_a_partners_staff_cannot_change_its_rg_api_url_in_the_admin(client, django_user_model, partner):
+    user = django_user_model.objects.create_user("kim", password="kim-password-123", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_partner", "change_partner"]))
+    partner.staff.add(user)
+    client.force_login(user)
+    url = reverse("admin:grants_partner_change", args=[partner.pk])
+
+    page = client.get(url).content.decode()
+    response = client.post(url, partner_form(partner, rg_api_url="http://127.0.0.1:8025/collect"))
+
+    assert 'name="rg_api_url"' not in page
+    assert response.status_code == 302
+    assert Partner.objects.get(pk=partner.pk).rg_api_url == ""
+
+
+def test_the_admin_refuses_an_rg_api_url_outside_the_allowed_hosts(admin_client, partner):
+    response = admin_client.post(
+        reverse("admin:grants_partner_change", args=[partner.pk]),
+        partner_form(partner, rg_api_url="https://169.254.169.254/latest/", new_rg_password="rg-password-acme"),
+    )
+
+    assert response.status_code == 200
+    assert "REALGEEKS_ALLOWED_HOSTS" in response.content.decode()
+    assert Partner.objects.get(pk=partner.pk).rg_api_url == ""
+
+
+def test_changing_the_rg_api_url_in_the_admin_needs_the_rg_password_again(admin_client, partner):
+    url = reverse("admin:grants_partner_change", args=[partner.pk])
+
+    refused = admin_client.post(url, partner_form(partner, rg_api_url=RG_URL))
+    assert refused.status_code == 200
+    assert "Enter the RG password again to change the RG API URL" in refused.content.decode()
+    assert Partner.objects.get(pk=partner.pk).rg_api_url == ""
+
+    accepted = admin_client.post(url, partner_form(partner, rg_api_url=RG_URL, new_rg_password="rg-password-acme"))
+    assert accepted.status_code == 302
+    assert Partner.objects.get(pk=partner.pk).rg_api_url == RG_URL

@@ -201,6 +201,15 @@ def test_an_invalid_callback_cannot_be_reprocessed(rg):
         webhook_event_reprocess(event=WebhookEvent.objects.get())
 
 
+def test_a_callback_whose_body_was_pruned_cannot_be_reprocessed(rg):
+    from django.utils import timezone
+
+    rg.send("integration_enabled", site_uuid=str(uuid.uuid4()))
+    WebhookEvent.objects.update(body=b"(pruned after 90 days)", body_pruned_at=timezone.now())
+    with pytest.raises(CallbackProblem, match="pruned"):
+        webhook_event_reprocess(event=WebhookEvent.objects.get())
+
+
 def test_a_claim_left_by_a_dead_worker_is_released_and_processed_again(rg, client):
     from datetime import UTC, datetime
 

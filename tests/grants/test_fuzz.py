@@ -79,7 +79,11 @@ def test_the_webhook_never_errors_and_keeps_everything_it_accepts(rg, partner, b
         assert WebhookEvent.objects.count() == rejected_before
         return
     digest = hashlib.sha256(body).hexdigest()
-    event = WebhookEvent.objects.get(partner=partner, body_sha256=digest, action=event_action(action, body))
+    # One row per signed body, whatever headers came with it (or with an earlier copy of it).
+    event = WebhookEvent.objects.get(partner=partner, body_sha256=digest)
+    body_action = body_named_action(body)
+    if body_action:
+        assert event.action == body_action  # the signed body's word, never the header's
     assert bytes(event.body) == body
     assert event.state in FINISHED
     assert (response.status_code == 400) == (event.state == WebhookEvent.State.INVALID)
@@ -87,12 +91,12 @@ def test_the_webhook_never_errors_and_keeps_everything_it_accepts(rg, partner, b
         assert not UNEXPECTED.match(event.error), event.error
 
 
-def event_action(header: str | None, body: bytes) -> str:
+def body_named_action(body: bytes) -> str:
     try:
         decoded = json.loads(body)
     except (ValueError, RecursionError):
         decoded = None
-    return destination.read_envelope(header or "", decoded if isinstance(decoded, dict) else None).action
+    return destination.read_envelope("", decoded if isinstance(decoded, dict) else None).action
 
 
 @FUZZ

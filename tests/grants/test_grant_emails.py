@@ -16,6 +16,7 @@ from grants.emails import (
     grant_email_resolve,
 )
 from grants.models import GrantEmail, Partner, Site
+from tests.grants.mail_auth import PASSED, authenticated, sender_auth_email, trust_receiving_server
 
 EMAILS = Path(__file__).parent / "emails"
 ALOHA = uuid.UUID("8f14e45f-ceea-4e67-a2b1-0d5c3b9a7e21")
@@ -28,7 +29,15 @@ def raw(name: str) -> bytes:
 
 
 def message(body: str, *, to: str = "dev@acme-leads.example", message_id: str = "<m-1@mail.realgeeks.com>") -> bytes:
-    return f"From: noreply@realgeeks.com\nTo: {to}\nSubject: Grant\nMessage-ID: {message_id}\n\n{body}\n".encode()
+    """A grant email from Real Geeks, as the trusted receiving server hands it on."""
+    return (
+        f"{PASSED}From: noreply@realgeeks.com\nTo: {to}\nSubject: Grant\nMessage-ID: {message_id}\n\n{body}\n"
+    ).encode()
+
+
+@pytest.fixture(autouse=True)
+def trusted(settings) -> None:
+    trust_receiving_server(settings)
 
 
 @pytest.fixture
@@ -54,8 +63,8 @@ def test_a_readable_email_grants_its_sites_keeping_the_email_as_evidence(partner
 
 def test_the_same_message_id_is_kept_once(partner, granted_sites, on_commit):
     with on_commit(execute=True):
-        first = grant_email_receive(raw("01_plain.eml"), source=GrantEmail.Source.IMAP)
-        again = grant_email_receive(raw("01_plain.eml"), source=GrantEmail.Source.IMPORT)
+        first = grant_email_receive(authenticated(raw("01_plain.eml")), source=GrantEmail.Source.IMAP)
+        again = grant_email_receive(authenticated(raw("01_plain.eml")), source=GrantEmail.Source.IMPORT)
     assert again == first
     assert GrantEmail.objects.count() == 1
     assert len(granted_sites) == 1
@@ -63,15 +72,16 @@ def test_the_same_message_id_is_kept_once(partner, granted_sites, on_commit):
 
 
 def test_a_message_without_a_site_is_kept_for_review_and_grants_nothing(partner):
-    grant_email = grant_email_receive(raw("09_tracking_uuid_only.eml"), source=GrantEmail.Source.INBOUND)
+    received = authenticated(raw("09_tracking_uuid_only.eml"))
+    grant_email = grant_email_receive(received, source=GrantEmail.Source.INBOUND)
     assert grant_email.status == GrantEmail.Status.NEEDS_REVIEW
     assert grant_email.review_reason == "No site UUID was found in this message."
-    assert bytes(grant_email.raw) == raw("09_tracking_uuid_only.eml")
+    assert bytes(grant_email.raw) == received
     assert not Site.objects.exists()
 
 
 def test_an_unreadable_message_is_kept_for_review_saying_so(partner):
-    grant_email = grant_email_receive(raw("15_attachment_only.eml"), source=GrantEmail.Source.INBOUND)
+    grant_email = grant_email_receive(authenticated(raw("15_attachment_only.eml")), source=GrantEmail.Source.INBOUND)
     assert grant_email.status == GrantEmail.Status.NEEDS_REVIEW
     assert grant_email.review_reason == "No text could be read from this message."
 
@@ -188,3 +198,115 @@ def test_a_huge_message_is_stored_cut_but_parsed_whole(partner, settings):
     assert len(grant_email.raw) == 200
     assert grant_email.raw_size > 500 and grant_email.raw_truncated
     assert grant_email.status == GrantEmail.Status.GRANTED
+
+
+# Who sent it: the automatic channels grant only what the trusted receiving server authenticated.
+
+
+@pytest.mark.parametrize("source", [GrantEmail.Source.INBOUND, GrantEmail.Source.IMAP])
+def test_a_forged_grant_email_grants_nothing_and_waits_for_review_saying_why(partner, source):
+    grant_email = grant_email_receive(sender_auth_email("forged_sender.eml"), source=source)
+    assert grant_email.status == GrantEmail.Status.NEEDS_REVIEW
+    assert grant_email.review_reason == (
+        "Sender not verified: DKIM none, SPF pass for evil.example; From evil.example is not a sender domain "
+        "(checked by mx.portal.example)."
+    )
+    assert grant_email.sender_verification == GrantEmail.SenderVerification.NOT_VERIFIED
+    assert grant_email.partner == partner
+    assert not Site.objects.exists()
+
+
+def test_a_grant_email_the_trusted_server_authenticated_grants_its_sites(partner, granted_sites, on_commit):
+    with on_commit(execute=True):
+        grant_email = grant_email_receive(
+            sender_auth_email("authenticated_dkim_pass.eml"), source=GrantEmail.Source.INBOUND
+        )
+    assert (grant_email.status, grant_email.review_reason) == (GrantEmail.Status.GRANTED, "")
+    assert (grant_email.sender_verification, grant_email.sender_verification_detail) == (
+        GrantEmail.SenderVerification.VERIFIED,
+        "DKIM pass for realgeeks.com (checked by mx.portal.example)",
+    )
+    assert [s.site_uuid for s in granted_sites] == [ALOHA]
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("forged_untrusted_authserv_id.eml", "no Authentication-Results from a trusted server (only from mx.evil"),
+        ("forged_trusted_header_below.eml", "DKIM fail for evil.example, SPF fail for evil.example"),
+        ("dkim_pass_other_from_domain.eml", "From lanikai-homes.example is not a sender domain"),
+        ("unreadable_authentication_results.eml", "an Authentication-Results header could not be read"),
+    ],
+)
+def test_forged_authentication_results_grant_nothing(partner, name, why):
+    grant_email = grant_email_receive(sender_auth_email(name), source=GrantEmail.Source.INBOUND)
+    assert grant_email.status == GrantEmail.Status.NEEDS_REVIEW
+    assert grant_email.review_reason.startswith("Sender not verified: ")
+    assert why in grant_email.review_reason
+    assert not Site.objects.exists()
+
+
+def test_with_no_trusted_server_configured_automatic_messages_wait_for_review(partner, settings):
+    settings.GRANT_EMAIL_TRUSTED_AUTHSERV_IDS = []
+    grant_email = grant_email_receive(sender_auth_email("authenticated_dkim_pass.eml"), source=GrantEmail.Source.IMAP)
+    assert grant_email.status == GrantEmail.Status.NEEDS_REVIEW
+    assert grant_email.review_reason == (
+        "Sender not verified: no Authentication-Results from a trusted server "
+        "(GRANT_EMAIL_TRUSTED_AUTHSERV_IDS is empty)."
+    )
+    assert not Site.objects.exists()
+
+
+def test_every_reason_to_review_is_given(partner, other_partner):
+    unauthenticated = message("A client granted you a site.").removeprefix(PASSED.encode())
+    grant_email = grant_email_receive(unauthenticated, source=GrantEmail.Source.INBOUND)
+    assert grant_email.review_reason == (
+        "Sender not verified: no Authentication-Results from a trusted server. "
+        "No site UUID was found in this message. Could not tell which partner this message is for."
+    )
+
+
+def test_reading_a_forged_message_again_does_not_grant_it(partner):
+    grant_email = grant_email_receive(sender_auth_email("forged_sender.eml"), source=GrantEmail.Source.INBOUND)
+    grant_email = grant_email_reparse(grant_email=grant_email)
+    assert grant_email.status == GrantEmail.Status.NEEDS_REVIEW
+    assert grant_email.review_reason.startswith("Sender not verified: ")
+    assert not Site.objects.exists()
+
+
+def test_reading_again_grants_once_the_receiving_server_is_trusted(partner, settings):
+    settings.GRANT_EMAIL_TRUSTED_AUTHSERV_IDS = []
+    grant_email = grant_email_receive(sender_auth_email("authenticated_dkim_pass.eml"), source=GrantEmail.Source.IMAP)
+    settings.GRANT_EMAIL_TRUSTED_AUTHSERV_IDS = ["mx.portal.example"]
+    grant_email = grant_email_reparse(grant_email=grant_email)
+    assert (grant_email.status, grant_email.sender_verification) == (
+        GrantEmail.Status.GRANTED,
+        GrantEmail.SenderVerification.VERIFIED,
+    )
+    assert Site.objects.get().site_uuid == ALOHA
+
+
+def test_an_imported_message_is_the_operators_decision_and_records_that_its_sender_was_not_verified(partner):
+    grant_email = grant_email_receive(sender_auth_email("forged_sender.eml"), source=GrantEmail.Source.IMPORT)
+    assert (grant_email.status, grant_email.review_reason) == (GrantEmail.Status.GRANTED, "")
+    assert grant_email.sender_verification == GrantEmail.SenderVerification.NOT_VERIFIED
+    assert grant_email.sender_verification_detail.startswith("DKIM none, SPF pass for evil.example")
+    assert Site.objects.get().site_uuid == KAILUA
+
+
+def test_pasted_text_grants_but_records_that_no_server_verified_it(partner, staff):
+    grant_email = grant_email_paste(f"Site UUID: {ALOHA}", partner, staff)
+    assert grant_email.status == GrantEmail.Status.GRANTED
+    assert (grant_email.sender_verification, grant_email.sender_verification_detail) == (
+        GrantEmail.SenderVerification.NOT_VERIFIED,
+        "no Authentication-Results from a trusted server",
+    )
+
+
+def test_the_sandbox_grants_in_development_only(partner, settings):
+    forged = sender_auth_email("forged_sender.eml")
+    settings.SANDBOX_ENABLED = True
+    assert grant_email_receive(forged, source=GrantEmail.Source.SANDBOX).status == GrantEmail.Status.GRANTED
+    settings.SANDBOX_ENABLED = False
+    again = forged.replace(b"forged-18@", b"forged-18b@")
+    assert grant_email_receive(again, source=GrantEmail.Source.SANDBOX).status == GrantEmail.Status.NEEDS_REVIEW

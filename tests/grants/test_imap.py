@@ -8,6 +8,7 @@ from grants.imap import grant_mailbox_poll
 from grants.models import GrantEmail, Site
 from grants.tasks import grant_mailbox_poll as grant_mailbox_poll_task
 from tests.grants.fake_imap import FakeImapServer, Mailbox
+from tests.grants.mail_auth import authenticated, sender_auth_email, trust_receiving_server
 
 EMAILS = Path(__file__).parent / "emails"
 
@@ -16,7 +17,7 @@ EMAILS = Path(__file__).parent / "emails"
 def mailbox() -> Mailbox:
     box = Mailbox(user="grants@acme-leads.example", password="imap-pw-123")
     box.messages = {
-        7: (EMAILS / "01_plain.eml").read_bytes(),
+        7: authenticated((EMAILS / "01_plain.eml").read_bytes()),
         8: (EMAILS / "09_tracking_uuid_only.eml").read_bytes(),
         9: (EMAILS / "02_html_only.eml").read_bytes(),
     }
@@ -33,6 +34,7 @@ def imap_server(mailbox, settings):
         settings.GRANT_IMAP_USER = mailbox.user
         settings.GRANT_IMAP_PASSWORD = mailbox.password
         settings.GRANT_IMAP_TIMEOUT = 5.0
+        trust_receiving_server(settings)
         yield server
 
 
@@ -43,6 +45,16 @@ def test_it_stores_each_unseen_message_and_marks_it_seen(partner, mailbox, imap_
     assert set(GrantEmail.objects.values_list("source", flat=True)) == {GrantEmail.Source.IMAP}
     assert Site.objects.get().name == "Aloha Homes"
     assert "UID FETCH 7 (BODY.PEEK[])" in mailbox.commands  # read without marking, marked after storing
+
+
+def test_a_forged_message_in_the_mailbox_is_stored_for_review_and_grants_nothing(partner, mailbox, imap_server):
+    mailbox.messages = {12: sender_auth_email("forged_sender.eml")}
+    assert grant_mailbox_poll() == 1
+    grant_email = GrantEmail.objects.get()
+    assert (grant_email.source, grant_email.status) == (GrantEmail.Source.IMAP, GrantEmail.Status.NEEDS_REVIEW)
+    assert grant_email.review_reason.startswith("Sender not verified: ")
+    assert mailbox.seen == {9, 12}
+    assert not Site.objects.exists()
 
 
 def test_a_second_poll_finds_nothing_new(partner, mailbox, imap_server):

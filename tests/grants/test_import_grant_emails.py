@@ -9,6 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from grants.models import GrantEmail, Site
+from tests.grants.mail_auth import SENDER_AUTH_EMAILS, trust_receiving_server
 
 EMAILS = Path(__file__).parent / "emails"
 
@@ -24,6 +25,19 @@ def test_it_imports_one_eml_file(partner):
     grant_email = GrantEmail.objects.get()
     assert (grant_email.source, grant_email.partner) == (GrantEmail.Source.IMPORT, partner)
     assert Site.objects.get().name == "Aloha Homes"
+
+
+def test_an_import_grants_as_the_operators_decision_recording_whether_each_sender_was_verified(partner, settings):
+    trust_receiving_server(settings)
+    assert run(str(SENDER_AUTH_EMAILS / "forged_sender.eml")) == "1 read, 1 new, 1 granted, 0 need review, 0 duplicates"
+    assert run(str(SENDER_AUTH_EMAILS / "authenticated_dkim_pass.eml")) == (
+        "1 read, 1 new, 1 granted, 0 need review, 0 duplicates"
+    )
+    assert dict(GrantEmail.objects.values_list("message_id", "sender_verification")) == {
+        "<forged-18@evil.example>": GrantEmail.SenderVerification.NOT_VERIFIED,
+        "<authenticated-17@mail.realgeeks.com>": GrantEmail.SenderVerification.VERIFIED,
+    }
+    assert Site.objects.count() == 2
 
 
 def test_it_imports_an_mbox_and_counts_duplicates_on_a_second_run(partner, tmp_path):

@@ -2,13 +2,14 @@
 
 import hashlib
 import json
+import logging
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 from kombu.exceptions import OperationalError
 
-from grants import process_cache, tasks
+from grants import process_cache, tasks, webhooks
 from grants.callbacks import webhook_events_requeue
 from grants.models import Partner, WebhookEvent, WebhookRejection
 from grants.services import partner_create
@@ -66,9 +67,12 @@ def test_a_valid_callback_is_stored_as_received_with_credentials_redacted(rg, pa
     assert "c2VjcmV0" not in json.dumps(event.headers)
 
 
-def test_the_header_action_wins_over_the_body_action(rg):
+def test_the_body_action_wins_over_a_disagreeing_header_which_is_kept_as_a_warning(rg):
     rg.post(body_bytes("updated", site_uuid=str(SITE_UUID), id=str(LEAD_ID)), action="activity_added")
-    assert WebhookEvent.objects.get().action == "activity_added"
+    event = WebhookEvent.objects.get()
+    assert event.action == "updated"
+    assert "X-Lead-Router-Action said 'activity_added'" in event.warning
+    assert event.headers["X-Lead-Router-Action"] == "activity_added"  # kept as sent
 
 
 def test_without_an_action_header_the_body_action_is_used(rg):
@@ -86,11 +90,11 @@ def test_the_same_request_twice_is_stored_once_and_acknowledged_both_times(rg):
     assert event.state == WebhookEvent.State.PROCESSED
 
 
-def test_the_same_body_under_another_action_is_a_different_request(rg):
-    body = body_bytes("x", site_uuid=str(SITE_UUID), id=str(LEAD_ID))
+def test_the_same_body_under_another_action_header_is_stored_once_as_its_body_says(rg):
+    body = body_bytes("created", site_uuid=str(SITE_UUID), id=str(LEAD_ID))
     rg.post(body, action="created")
-    rg.post(body, action="updated")
-    assert sorted(WebhookEvent.objects.values_list("action", flat=True)) == ["created", "updated"]
+    assert rg.post(body, action="updated").status_code == 200
+    assert list(WebhookEvent.objects.values_list("action", flat=True)) == ["created"]
 
 
 def test_a_replayed_request_whose_processing_failed_is_processed_again(rg):
@@ -143,17 +147,64 @@ def test_a_body_of_exactly_one_mib_is_accepted(rg):
     assert rg.post(body, action="created").status_code == 200
 
 
-def test_an_unknown_or_inactive_partner_gets_404(client, partner):
+def answers(client, slug: str, body: bytes, signature: str | None) -> tuple[int, dict]:
+    headers = {"X-Lead-Router-Signature": signature} if signature is not None else {}
+    response = client.post(f"/webhooks/realgeeks/{slug}/", body, content_type="application/json", headers=headers)
+    return response.status_code, response.json()
+
+
+@pytest.mark.parametrize("signature", [None, "", "0" * 64, sign(body_bytes("created"), "whsec-acme")])
+def test_an_unknown_or_inactive_slug_is_answered_exactly_as_a_bad_signature(client, partner, other_partner, signature):
     body = body_bytes("created")
-    response = client.post("/webhooks/realgeeks/nobody/", body, content_type="application/json")
-    assert response.status_code == 404
+    # other_partner's secret is not whsec-acme: for it, even the last signature is a bad one.
+    bad_signature = answers(client, other_partner.slug, body, signature)
+    unknown = answers(client, "nobody", body, signature)
     Partner.objects.filter(pk=partner.pk).update(is_active=False)
-    headers = {"X-Lead-Router-Signature": sign(body, "whsec-acme")}
-    response = client.post(
-        f"/webhooks/realgeeks/{partner.slug}/", body, content_type="application/json", headers=headers
-    )
-    assert response.status_code == 404
-    assert response.json() == {"error": "Unknown destination."}
+    webhooks.partners_forget()  # deactivated as another process would: no signal reaches this one
+    inactive = answers(client, partner.slug, body, signature)
+
+    assert bad_signature[0] == 401
+    assert unknown == inactive == bad_signature
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_an_oversized_body_gets_the_same_413_whether_the_slug_is_known_or_not(client, partner):
+    body = b'{"pad": "' + b"x" * (1024 * 1024) + b'"}'
+    assert answers(client, "nobody", body, "0" * 64) == answers(client, partner.slug, body, "0" * 64)
+    assert answers(client, "nobody", body, "0" * 64)[0] == 413
+
+
+def test_an_unknown_slug_still_checks_the_signature_against_a_secret_nobody_holds(client, partner, monkeypatch):
+    checked: list[tuple[bytes, tuple[str, ...]]] = []
+    real = webhooks.signature_matches
+
+    def spy(body: bytes, signature: str, secrets) -> bool:
+        checked.append((body, tuple(secrets)))
+        return real(body, signature, secrets)
+
+    monkeypatch.setattr(webhooks, "signature_matches", spy)
+    body = body_bytes("created")
+    answers(client, "nobody", body, sign(body, "whsec-acme"))
+    answers(client, partner.slug, body, "0" * 64)
+
+    (unknown_body, dummy), (known_body, secrets) = checked
+    assert unknown_body == known_body == body
+    assert len(dummy) == len(secrets) == 1
+    assert dummy != secrets and "whsec-acme" not in dummy
+
+
+def test_unknown_slugs_are_logged_once_per_burst_without_body_or_signature(client, db, caplog):
+    body = body_bytes("created", first_name="Jack")
+    signature = sign(body, "whsec-acme")
+    with caplog.at_level(logging.INFO, logger="grants.webhooks"):
+        for _ in range(3):
+            answers(client, "nobody", body, signature)
+        answers(client, "somebody-else", body, signature)
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "grants.webhooks"]
+    assert len(lines) == 2
+    assert "'nobody'" in lines[0] and "'somebody-else'" in lines[1]
+    assert not any(signature in line or "Jack" in line for line in lines)
 
 
 def test_anything_but_post_gets_405(client, partner):
@@ -253,7 +304,7 @@ def test_a_partner_deactivated_by_another_process_is_refused_once_the_cache_boun
     clock.now += 4.9
     assert rg.send("created", id=str(LEAD_ID), n=2).status_code == 200
     clock.now += 0.2
-    assert rg.send("created", id=str(LEAD_ID), n=3).status_code == 404
+    assert rg.send("created", id=str(LEAD_ID), n=3).status_code == 401
     assert WebhookEvent.objects.count() == 2
 
 
@@ -273,14 +324,14 @@ def test_a_partner_changed_in_this_process_takes_effect_at_once(rg, partner, clo
     assert rg.send("created", id=str(LEAD_ID), n=1).status_code == 200
     partner.is_active = False
     partner.save()
-    assert rg.send("created", id=str(LEAD_ID), n=2).status_code == 404
+    assert rg.send("created", id=str(LEAD_ID), n=2).status_code == 401
 
 
 def test_a_partner_created_after_its_slug_was_probed_is_found_at_once(db, client, clock):
     body = body_bytes("integration_enabled", site_uuid=str(SITE_UUID))
     headers = {"X-Lead-Router-Signature": sign(body, "whsec-late")}
     url = "/webhooks/realgeeks/late-co/"
-    assert client.post(url, body, content_type="application/json", headers=headers).status_code == 404
+    assert client.post(url, body, content_type="application/json", headers=headers).status_code == 401
 
     partner_create(name="Late Co", rg_username="late", rg_password="rg-password-late", webhook_secret="whsec-late")
 

@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -599,6 +600,24 @@ class PortalStack:
         """Rows of a query on the stack's PostgreSQL database (read what the processes wrote)."""
         with psycopg.connect(self.database_url) as conn:
             return list(conn.execute(query, params).fetchall())
+
+    def sandbox_requests(self, lead_id: str) -> list[dict[str, Any]]:
+        """What the sandbox received for a lead, oldest first, read from its request log's table
+        (its pages are a signed-in staff member's)."""
+        columns = ("method", "path", "status", "router_destinations")
+        rows = self.sql(
+            f"SELECT {', '.join(columns)} FROM sandbox_sandboxrequest WHERE lead_id = %s ORDER BY id",
+            (str(uuid.UUID(lead_id)),),
+        )
+        return [dict(zip(columns, row, strict=True)) for row in rows]
+
+    def sandbox_lead(self, site: str, lead_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The lead's data as the sandbox holds it, and its activities in arrival order."""
+        ((pk, data),) = self.sql(
+            "SELECT id, data FROM sandbox_sandboxlead WHERE site_uuid = %s AND lead_id = %s", (site, lead_id)
+        )
+        activities = self.sql("SELECT data FROM sandbox_sandboxactivity WHERE lead_id = %s ORDER BY id", (pk,))
+        return data, [activity for (activity,) in activities]
 
     def get(self, path: str, *, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
         return http_get(f"{self.base_url}{path}", timeout=timeout)

@@ -12,7 +12,7 @@ import leadrouter
 import pytest
 import requests
 
-from tests.integration.servers import http_get_json, wait_for
+from tests.integration.servers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -94,9 +94,7 @@ class Pipeline:
 
     def sandbox_requests(self, lead_id: str) -> list[dict[str, Any]]:
         """What the sandbox received for the lead, oldest first."""
-        status, rows = http_get_json(f"{self.stack.base_url}/sandbox/requests.json?lead_id={lead_id}")
-        assert status == 200
-        return list(reversed(rows))
+        return self.stack.sandbox_requests(lead_id)
 
 
 def new_lead(**extra: Any) -> dict[str, Any]:
@@ -137,10 +135,9 @@ def test_all_four_operations_through_rgs_client_land_in_the_sandbox_in_order_exa
         ("POST", f"/rest/sites/{SITE}/leads/{lead['id']}/activities", 200),
     ]
     assert [(r["method"], r["status"]) for r in pipeline.sandbox_requests(seller)] == [("POST", 201)]
-    _, leads = http_get_json(f"{pipeline.stack.base_url}/sandbox/leads.json?site={SITE}")
-    (stored,) = [x for x in leads if x["lead_id"] == lead["id"]]
-    assert (stored["data"]["first_name"], stored["data"]["notes"]) == ("Jack", "Prefers email")
-    assert [a.get("description") for a in stored["activities"]] == ["Called back"]
+    data, activities = pipeline.stack.sandbox_lead(SITE, lead["id"])
+    assert (data["first_name"], data["notes"]) == ("Jack", "Prefers email")
+    assert [a.get("description") for a in activities] == ["Called back"]
 
 
 def test_a_422_from_rg_fails_without_a_retry_and_keeps_the_answer(pipeline):

@@ -67,9 +67,7 @@ class Drive:
 
     def received(self, lead_id: str) -> list[dict[str, Any]]:
         """What the sandbox received for the lead, oldest first."""
-        status, rows = servers.http_get_json(f"{self.stack.base_url}/sandbox/requests.json?lead_id={lead_id}")
-        assert status == 200
-        return list(reversed(rows))
+        return self.stack.sandbox_requests(lead_id)
 
     def requests_seen(self, lead_id: str) -> list[tuple[str, str, int]]:
         """(method, path under the sandbox, status) of each request for the lead, oldest first."""

@@ -282,6 +282,7 @@ def test_a_lead_document_holds_its_latest_deliveries_and_their_latest_attempts(p
     assert [d["sequence"] for d in body["deliveries"]] == list(range(300, 250, -1))
     assert body["deliveries_total"] == 300
     assert body["deliveries_next"].startswith(f"http://testserver/api/leads/{made.lead_id}/deliveries/?cursor=")
+    assert body["deliveries_next"].endswith(f"&partner={partner.slug}")
     first = body["deliveries"][0]
     assert (first["id"], first["attempt_count"]) == (str(newest.public_id), 60)
     assert [a["number"] for a in first["attempts"]] == list(range(60, 50, -1))

@@ -1,15 +1,21 @@
 import base64
 import json
+import re
 import uuid
 from typing import Any
 
 import pytest
 import requests
 import responses
+from django.test import Client
 
+from grants.models import Partner, Site
 from leads import realgeeks
+from leads.models import Delivery
+from leads.services import lead_submit
+from tests.leads.conftest import SITE_UUID, basic
 
-BASE = "https://rg.example.test/rest"
+BASE = "https://receivers.leadrouter.realgeeks.com/rest"
 CREDS = realgeeks.Credentials(BASE, "acme", "rg-password-acme")
 SITE = uuid.UUID("6f1d2c3b-4a5e-4f60-8a7b-9c0d1e2f3a4b")
 LEAD = uuid.UUID("2b6c1f4e-8d3a-4c5b-9e7f-0a1b2c3d4e5f")
@@ -45,7 +51,7 @@ def test_it_posts_a_lead_as_json_with_basic_auth_a_user_agent_and_both_timeouts(
 )
 def test_each_operation_has_rgs_method_and_path(operation, method, path):
     ep = realgeeks.endpoint(operation, base_url=BASE + "/", site_uuid=SITE, lead_id=LEAD)
-    assert (ep.method, ep.url) == (method, "https://rg.example.test" + path)
+    assert (ep.method, ep.url) == (method, "https://receivers.leadrouter.realgeeks.com" + path)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
@@ -132,3 +138,71 @@ def test_the_password_appears_in_no_error_or_repr():
     assert "rg-password-acme" not in repr(CREDS)
     assert "rg-password-acme" not in str(caught.value)
     assert caught.value.permanent and caught.value.status == 401
+
+
+# A partner's RG API URL decides who receives its RG password (HTTP Basic): only hosts in
+# REALGEEKS_ALLOWED_HOSTS are sent it, however the URL got stored.
+NOT_ALLOWED = [
+    "http://169.254.169.254/latest",
+    "https://rg.example.test/rest",
+    "https://receivers.leadrouter.realgeeks.com@evil.example/rest",
+    "http://receivers.leadrouter.realgeeks.com/rest",
+    "https://receivers.leadrouter.realgeeks.com:8443/rest",
+    "https://receivers.leadrouter.realgeeks.com.evil.example/rest",
+]
+
+
+@pytest.mark.parametrize("base_url", NOT_ALLOWED)
+def test_credentials_are_never_sent_to_a_url_outside_the_allowed_hosts(base_url):
+    creds = realgeeks.Credentials(base_url, "acme", "rg-password-acme")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        for method in ("GET", "POST", "PATCH"):
+            mock.add(method, re.compile(r".*"), body="{}")
+
+        with pytest.raises(realgeeks.RealGeeksError) as caught:
+            realgeeks.create_lead(creds, SITE, {"source": "x"})
+        with pytest.raises(realgeeks.RealGeeksError):
+            realgeeks.list_users(creds, SITE)
+
+        assert len(mock.calls) == 0
+    assert (caught.value.permanent, caught.value.status) == (True, None)
+    assert caught.value.message.startswith("Not sent: the partner's RG credentials go only to")
+
+
+def test_the_asyncio_sender_refuses_too_without_connecting():
+    # Nothing listens on 0.0.0.0:9; without the check the sender would try and fail transiently.
+    creds = realgeeks.Credentials("http://0.0.0.0:9/rest", "acme", "rg-password-acme")
+    call = realgeeks.Call(creds, realgeeks.endpoint("create_lead", base_url=creds.base_url, site_uuid=SITE), b"{}")
+    sender = realgeeks.AsyncioSender(2)
+    try:
+        outcome = sender.submit(call).result(timeout=30)
+    finally:
+        sender.close()
+
+    assert outcome.error is not None and outcome.error.permanent
+    assert outcome.error.message.startswith("Not sent:")
+
+
+@pytest.mark.django_db
+def test_a_stored_url_no_longer_allowed_fails_the_delivery_without_sending(
+    partner, site: Site, credentials, django_capture_on_commit_callbacks
+):
+    # Set before the allowlist existed (or straight in the database): the worker must still refuse.
+    Partner.objects.filter(pk=partner.pk).update(rg_api_url="https://internal.example/rest")
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add("POST", re.compile(r".*"), status=201, body='{"internal": "secret answer"}')
+        with django_capture_on_commit_callbacks(execute=True):
+            delivery = lead_submit(
+                partner=partner, site_uuid=SITE_UUID, operation="create_lead", data={"source": "x", "email": "k@x.io"}
+            )
+        assert len(mock.calls) == 0
+
+    delivery = Delivery.objects.get(pk=delivery.pk)
+    attempt = delivery.attempts.get()
+    assert delivery.status == Delivery.Status.FAILED
+    assert delivery.last_error.startswith("Not sent: the partner's RG credentials go only to")
+    assert (attempt.outcome, attempt.response_status, attempt.response_body) == ("failed", None, "")
+    site.refresh_from_db()
+    assert site.circuit_failures == 0  # a call never made says nothing about RG's site
+    shown = Client(HTTP_AUTHORIZATION=basic(*credentials)).get(f"/api/leads/{delivery.lead.lead_id}/")
+    assert "secret answer" not in shown.content.decode()

@@ -80,3 +80,78 @@ def test_staff_with_admin_permissions_see_only_their_partners_keys(client, djang
 
     assert mine.key_id in content
     assert theirs.key_id not in content
+
+
+def _staff_with(django_user_model, partner, *codenames):
+    from django.contrib.auth.models import Permission
+
+    user = django_user_model.objects.create_user("lee", password="lee-password-123", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(codename__in=codenames))
+    partner.staff.add(user)
+    return user
+
+
+def test_staff_with_admin_permissions_see_only_their_partners_audit_entries(
+    client, django_user_model, partner, other_partner, superuser
+):
+    user = _staff_with(django_user_model, partner, "view_auditentry")
+    mine = audit_record(actor=superuser, action="site.grant", obj=partner, partner=partner)
+    theirs = audit_record(actor=superuser, action="site.revoke", obj=other_partner, partner=other_partner)
+    client.force_login(user)
+
+    page = client.get(reverse("admin:portal_auditentry_changelist"))
+
+    assert [entry.pk for entry in page.context["cl"].queryset] == [mine.pk]
+    assert "Other Co" not in page.content.decode()
+    assert client.get(reverse("admin:portal_auditentry_change", args=[theirs.pk])).status_code == 404
+
+
+def test_staff_editing_their_partner_in_the_admin_cannot_change_who_sees_it(
+    client, django_user_model, partner, other_partner
+):
+    user = _staff_with(django_user_model, partner, "view_partner", "change_partner")
+    outsider = django_user_model.objects.create_user("outsider", is_staff=True)
+    other_partner.staff.add(outsider)
+    client.force_login(user)
+    url = reverse("admin:grants_partner_change", args=[partner.pk])
+
+    assert "outsider" not in client.get(url).content.decode()
+    response = client.post(
+        url,
+        {
+            "name": "Acme Renamed",
+            "slug": partner.slug,
+            "rg_username": partner.rg_username,
+            "is_active": "on",
+            "staff": [outsider.pk],
+        },
+    )
+
+    assert response.status_code == 302
+    partner.refresh_from_db()
+    assert partner.name == "Acme Renamed"
+    assert list(partner.staff.all()) == [user]
+
+
+def test_staff_cannot_move_a_row_to_another_partners_site_in_the_admin(
+    client, django_user_model, partner, other_partner
+):
+    import uuid
+
+    from grants.models import Site
+    from sandbox.models import SandboxUser
+
+    mine = Site.objects.create(partner=partner, site_uuid=uuid.uuid4(), source=Site.Source.MANUAL)
+    theirs = Site.objects.create(partner=other_partner, site_uuid=uuid.uuid4(), source=Site.Source.MANUAL)
+    agent = SandboxUser.objects.create(site_uuid=mine.site_uuid, user_id="7", data={"id": "7"})
+    user = _staff_with(django_user_model, partner, "view_sandboxuser", "change_sandboxuser")
+    client.force_login(user)
+
+    response = client.post(
+        reverse("admin:sandbox_sandboxuser_change", args=[agent.pk]),
+        {"site_uuid": str(theirs.site_uuid), "user_id": "7", "data": '{"id": "7"}'},
+    )
+
+    assert response.status_code == 403
+    agent.refresh_from_db()
+    assert agent.site_uuid == mine.site_uuid

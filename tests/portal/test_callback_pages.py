@@ -173,6 +173,27 @@ def test_the_detail_page_shows_the_body_pretty_printed_and_escaped_with_redacted
     assert "rg-token-123" not in content
 
 
+def test_the_detail_page_shows_only_the_start_of_the_signature_and_any_header_overruled(acme_client, partner):
+    signature = "8b1d7a686ad16cb6207815341454dc1254266a88cc17fd46d10eb1ad3085c0f2"
+    event = receive(
+        partner,
+        {"action": "integration_enabled", "site_uuid": str(SITE_UUID)},
+        action="integration_disabled",
+        **{"X-Lead-Router-Signature": signature, "X-Lead-Router-Timestamp": "2099-01-01T00:00:00Z"},
+    )
+
+    content = acme_client.get(reverse("portal:callback_detail", args=[event.public_id])).content.decode()
+    listing = acme_client.get(reverse("portal:callback_list")).content.decode()
+
+    assert signature not in content
+    assert signature[:16] not in content
+    assert "8b1d7a68… (verified on arrival)" in content
+    assert "X-Lead-Router-Action said &#x27;integration_disabled&#x27;; the signed body says" in content
+    assert "2099-01-01T00:00:00Z is later than the request arrived" in content
+    assert "<code>2099-01-01T00:00:00Z</code>" in content  # the header as sent, beside what was believed
+    assert "Headers overruled." in listing
+
+
 def test_a_body_that_is_not_json_is_shown_as_received_and_cannot_be_reprocessed(acme_client, partner):
     event = receive(partner, b"<html>not json</html>", action="created")
 

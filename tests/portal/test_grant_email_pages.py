@@ -10,6 +10,7 @@ from django.urls import reverse
 from grants.emails import grant_email_receive
 from grants.models import GrantEmail, Partner, Site
 from portal.models import AuditEntry
+from tests.grants.mail_auth import authenticated, sender_auth_email, trust_receiving_server
 
 pytestmark = pytest.mark.django_db
 
@@ -57,8 +58,14 @@ Content-Type: text/html; charset="utf-8"
 """
 
 
+@pytest.fixture(autouse=True)
+def trusted(settings) -> None:
+    trust_receiving_server(settings)
+
+
 def stored(raw: bytes, *, partner: Partner | None = None) -> GrantEmail:
-    return grant_email_receive(raw, source=GrantEmail.Source.INBOUND, partner=partner)
+    """`raw` as the inbound webhook keeps it, authenticated by the trusted receiving server."""
+    return grant_email_receive(authenticated(raw), source=GrantEmail.Source.INBOUND, partner=partner)
 
 
 @pytest.fixture
@@ -401,3 +408,51 @@ def test_the_grant_email_pages_show_no_secret(root_client, partner, other_partne
         content = response.content.decode()
         for secret in SECRETS:
             assert secret not in content, secret
+
+
+def test_the_message_page_and_the_list_show_that_a_sender_was_verified(acme_client, partner):
+    grant_email = stored(PLAIN)
+
+    detail = acme_client.get(reverse("portal:grant_email_detail", args=[grant_email.public_id])).content.decode()
+    listing = acme_client.get(reverse("portal:grant_email_list")).content.decode()
+
+    assert "Sender verified" in detail
+    assert "DKIM pass for realgeeks.com (checked by mx.portal.example)" in detail
+    assert "Sender verified" in listing
+
+
+def test_a_forged_message_waits_in_the_review_queue_showing_why(acme_client, partner):
+    forged = grant_email_receive(sender_auth_email("forged_sender.eml"), source=GrantEmail.Source.INBOUND)
+
+    listing = acme_client.get(reverse("portal:grant_email_list"), {"status": "needs_review"}).content.decode()
+    detail = acme_client.get(reverse("portal:grant_email_detail", args=[forged.public_id])).content.decode()
+
+    assert reverse("portal:grant_email_detail", args=[forged.public_id]) in listing
+    assert "Sender not verified" in listing
+    assert "Sender not verified: DKIM none, SPF pass for evil.example" in listing
+    assert "Sender not verified" in detail
+    assert "From evil.example is not a sender domain (checked by mx.portal.example)" in detail
+    assert not Site.objects.exists()
+
+
+def test_a_pasted_message_grants_and_its_page_says_the_sender_was_not_verified(acme_client, partner):
+    response = acme_client.post(
+        reverse("portal:grant_email_paste"), {"text": PASTED_FRAGMENT, "partner": partner.slug}, follow=True
+    )
+
+    content = response.content.decode()
+    assert "Granted to Acme Leads: Aloha Homes." in content
+    assert "Sender not verified" in content
+    assert "no Authentication-Results from a trusted server" in content
+    assert "granted by a person" in content
+
+
+def test_messages_stored_before_the_check_say_it_was_not_made(acme_client, partner):
+    grant_email = stored(PLAIN)
+    GrantEmail.objects.filter(pk=grant_email.pk).update(
+        sender_verification=GrantEmail.SenderVerification.NOT_CHECKED, sender_verification_detail=""
+    )
+
+    detail = acme_client.get(reverse("portal:grant_email_detail", args=[grant_email.public_id])).content.decode()
+
+    assert "Sender not checked" in detail

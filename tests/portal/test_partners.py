@@ -187,3 +187,83 @@ def test_revoking_twice_records_one_audit_entry(acme_client, partner):
 
 def test_key_actions_refuse_get(acme_client, partner):
     assert acme_client.get(reverse("portal:api_key_issue", args=[partner.slug])).status_code == 405
+
+
+RG_URL = "https://receivers.leadrouter.realgeeks.com/rest"
+# Allowed in development (loopback): only the superuser rule keeps a partner's staff from it.
+LOCAL_COLLECTOR = "http://127.0.0.1:8025/collect"
+
+
+def test_a_partners_staff_cannot_change_its_rg_api_url_not_even_with_a_crafted_post(acme_client, partner):
+    url = reverse("portal:partner_edit", args=[partner.slug])
+
+    page = acme_client.get(url).content.decode()
+    response = acme_client.post(url, edit_data(partner, rg_api_url=LOCAL_COLLECTOR, rg_password="typed-pass-1"))
+
+    assert 'name="rg_api_url"' not in page
+    assert "Only a superuser can change it." in page
+    assert response.status_code == 302
+    partner.refresh_from_db()
+    assert partner.rg_api_url == ""
+    assert "rg_api_url" not in str(AuditEntry.objects.get(action="partner.edit").after)
+
+
+@pytest.mark.parametrize(
+    ("bad_url", "why"),
+    [
+        ("http://169.254.169.254/latest/meta-data", "169.254.169.254 is not a host the portal may send"),
+        ("https://rg:pw@receivers.leadrouter.realgeeks.com/rest", "Leave the user name and password out"),
+        ("https://receivers.leadrouter.realgeeks.com.evil.example/rest", "evil.example is not a host"),
+        ("http://receivers.leadrouter.realgeeks.com/rest", "Use https"),
+        ("https://receivers.leadrouter.realgeeks.com:8443/rest", "Use port 443"),
+    ],
+)
+def test_not_even_a_superuser_can_point_a_partner_outside_the_allowed_hosts(root_client, partner, bad_url, why):
+    response = root_client.post(
+        reverse("portal:partner_edit", args=[partner.slug]),
+        edit_data(partner, rg_api_url=bad_url, rg_password="rg-password-acme"),
+    )
+
+    assert response.status_code == 200
+    assert why in response.content.decode()
+    partner.refresh_from_db()
+    assert partner.rg_api_url == ""
+    assert not AuditEntry.objects.exists()
+
+
+def test_changing_the_rg_api_url_needs_the_rg_password_again(root_client, partner):
+    url = reverse("portal:partner_edit", args=[partner.slug])
+
+    refused = root_client.post(url, edit_data(partner, rg_api_url=RG_URL))
+    partner.refresh_from_db()
+    assert refused.status_code == 200
+    assert "Enter the RG password again to change the RG API URL" in refused.content.decode()
+    assert partner.rg_api_url == ""
+
+    accepted = root_client.post(url, edit_data(partner, rg_api_url=RG_URL, rg_password="rg-password-acme"))
+    partner.refresh_from_db()
+    assert accepted.status_code == 302
+    assert (partner.rg_api_url, partner.rg_password) == (RG_URL, "rg-password-acme")
+    entry = AuditEntry.objects.get(action="partner.edit")
+    assert (entry.before, entry.after) == (
+        {"rg_api_url": "", "rg_password": "[set]"},
+        {"rg_api_url": RG_URL, "rg_password": "[changed]"},
+    )
+
+
+def test_a_new_partner_cannot_start_with_an_rg_api_url_outside_the_allowed_hosts(root_client):
+    data = {**NEW_PARTNER, "rg_api_url": "http://10.0.0.5:9200/"}
+
+    response = root_client.post(reverse("portal:partner_create"), data)
+
+    assert response.status_code == 200
+    assert "REALGEEKS_ALLOWED_HOSTS" in response.content.decode()
+    assert not Partner.objects.filter(name=NEW_PARTNER["name"]).exists()
+
+
+def test_the_partner_page_warns_when_its_stored_url_is_no_longer_allowed(acme_client, partner):
+    Partner.objects.filter(pk=partner.pk).update(rg_api_url="https://old-proxy.example/rest")
+
+    page = acme_client.get(reverse("portal:partner_detail", args=[partner.slug])).content.decode()
+
+    assert "Deliveries are refused" in page

@@ -66,3 +66,10 @@ def rg(client: Client, sandbox_account: SandboxAccount) -> RealGeeks:
 def example_lead() -> dict[str, Any]:
     """RG's own create-lead example from REALGEEKS_API.md, verbatim."""
     return json.loads((FIXTURES / "realgeeks_example_lead.json").read_text())
+
+
+@pytest.fixture
+def root_client(client: Client, django_user_model: Any) -> Client:
+    """The test client signed in as a superuser: the request log, leads and faults are staff pages."""
+    client.force_login(django_user_model.objects.create_superuser("root", password="root-password-123"))
+    return client

@@ -2,12 +2,14 @@ import json
 import time
 
 import pytest
+from django.test import Client
 
 from sandbox import faults
 from sandbox.models import SandboxFaults, SandboxLead, SandboxRequest
 from tests.sandbox.conftest import RealGeeks
 
-pytestmark = pytest.mark.django_db
+# The control endpoint and the page are a superuser's: `client` is signed in as one.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("root_client")]
 
 
 def put_faults(client, **settings) -> dict:
@@ -170,3 +172,42 @@ def test_the_faults_page_clears_the_faults(client):
     faults.faults_update(changes={"outage": True, "latency_ms": 10})
     assert client.post("/sandbox/faults/", {"reset": "1"}).status_code == 302
     assert not faults.faults_current().is_active()
+
+
+def test_only_a_signed_in_superuser_may_read_or_change_the_faults(django_user_model):
+    anonymous = Client()
+    assert (
+        anonymous.put("/sandbox/control/faults", '{"outage": true}', content_type="application/json").status_code == 302
+    )
+    assert anonymous.delete("/sandbox/control/faults").status_code == 302
+    assert anonymous.post("/sandbox/faults/", {"outage": "on"}).status_code == 302
+    staff = Client()
+    staff.force_login(django_user_model.objects.create_user("kim", password="kim-password-123", is_staff=True))
+    assert staff.put("/sandbox/control/faults", '{"outage": true}', content_type="application/json").status_code == 403
+    assert staff.get("/sandbox/control/faults").status_code == 403
+    assert staff.get("/sandbox/faults/").status_code == 403
+    assert not faults.faults_current().outage
+
+
+def test_changing_the_faults_needs_the_csrf_token_like_any_form(django_user_model):
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(django_user_model.objects.create_superuser("boss", password="boss-password-123"))
+    forged = browser.put("/sandbox/control/faults", '{"outage": true}', content_type="application/json")
+    assert forged.status_code == 403
+    page_post = browser.post(
+        "/sandbox/faults/", {"latency_ms": "0", "error_rate": "0", "hang_seconds": "0", "outage": "on"}
+    )
+    assert page_post.status_code == 403
+    assert not faults.faults_current().outage
+
+    token = str(browser.get("/sandbox/faults/").context["csrf_token"])
+    response = browser.put(
+        "/sandbox/control/faults", '{"outage": true}', content_type="application/json", headers={"X-CSRFToken": token}
+    )
+    assert response.status_code == 200
+    assert faults.faults_current().outage
+
+
+def test_the_incoming_api_stays_open_to_http_basic_without_a_session_or_csrf_token(sandbox_account, example_lead):
+    # The worker delivers here as RG's clients do: Basic credentials, no cookie, no token.
+    assert RealGeeks(Client(enforce_csrf_checks=True)).create(example_lead).status_code == 201

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 import requests
+from django.conf import settings
+from django.test import Client
 
 from sandbox.models import SandboxLead, SandboxRequest
 from sandbox.services import sandbox_account_ensure
@@ -16,17 +18,34 @@ LEAD_ID = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"
 TIMEOUT = 10.0
 
 
-@pytest.fixture
-def api(live_server, transactional_db) -> Iterator[Callable[..., requests.Response]]:
-    sandbox_account_ensure(username=USERNAME, password=PASSWORD, site_uuids=[SITE])
+def signed_in_session(base_url: str, user: Any) -> requests.Session:
+    """A script's session as `user`: the session cookie, and the CSRF token sent back in
+    X-CSRFToken, as Django asks of anything that changes state with a session."""
+    client = Client()
+    client.force_login(user)
     session = requests.Session()
-    session.auth = (USERNAME, PASSWORD)
+    session.cookies.set(settings.SESSION_COOKIE_NAME, client.cookies[settings.SESSION_COOKIE_NAME].value)
+    session.get(f"{base_url}/sandbox/faults/", timeout=TIMEOUT).raise_for_status()  # sets the CSRF cookie
+    session.headers["X-CSRFToken"] = session.cookies["csrftoken"]
+    return session
+
+
+@pytest.fixture
+def api(live_server, transactional_db, django_user_model) -> Iterator[Callable[..., requests.Response]]:
+    sandbox_account_ensure(username=USERNAME, password=PASSWORD, site_uuids=[SITE])
+    rg = requests.Session()
+    rg.auth = (USERNAME, PASSWORD)
+    root = django_user_model.objects.create_superuser("root", password="root-password-123")
+    staff = signed_in_session(live_server.url, root)
 
     def call(method: str, path: str, timeout: float = TIMEOUT, **kwargs: Any) -> requests.Response:
+        # RG's API takes HTTP Basic; the log, the leads and the faults are a superuser's pages.
+        session = rg if path.startswith(("rest/", "v2/")) else staff
         return session.request(method, f"{live_server.url}/sandbox/{path}", timeout=timeout, **kwargs)
 
     yield call
-    session.close()
+    rg.close()
+    staff.close()
 
 
 def wait_until(condition: Callable[[], Any], *, timeout: float, what: str) -> Any:

@@ -1,11 +1,15 @@
 import pytest
+from django.test import Client
 
+from grants.models import Site
+from grants.services import partner_create
 from sandbox import log
 from sandbox.models import SandboxRequest
 from sandbox.services import sandbox_account_ensure
 from tests.sandbox.conftest import OTHER_SITE, PASSWORD, SITE, USERNAME, RealGeeks, basic
 
-pytestmark = pytest.mark.django_db
+# The log and the leads are staff pages: `client` is signed in as a superuser.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("root_client")]
 
 LEAD_ID = "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d"
 
@@ -133,3 +137,37 @@ def test_a_creates_x_router_destinations_is_kept_and_shown(client, rg, example_l
     assert without["router_destinations"] == ""
     page = client.get("/sandbox/requests/").content.decode()
     assert "X-ROUTER-DESTINATIONS: <code>buyers-team,crm</code>" in page
+
+
+@pytest.mark.parametrize("path", ["/sandbox/requests.json", "/sandbox/requests/", f"/sandbox/leads.json?site={SITE}"])
+def test_the_request_log_and_leads_need_a_staff_login(django_user_model, rg, example_lead, path):
+    rg.create(example_lead)
+    client = Client()
+    anonymous = client.get(path)
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/login/")
+    client.force_login(django_user_model.objects.create_user("not-staff", password="not-staff-password-1"))
+    assert client.get(path).status_code == 403
+
+
+def test_staff_see_only_what_their_partners_sent_and_their_sites_hold(django_user_model, example_lead):
+    client = Client()
+    partner = partner_create(name="Acme", rg_username=USERNAME, rg_password=PASSWORD, webhook_secret="ws")
+    Site.objects.create(partner=partner, site_uuid=SITE, source=Site.Source.MANUAL)
+    sandbox_account_ensure(username=USERNAME, password=PASSWORD, site_uuids=[SITE])
+    sandbox_account_ensure(username="someone-else", password="their-pw", site_uuids=[SITE, OTHER_SITE])
+    RealGeeks(client).create({**example_lead, "id": LEAD_ID})
+    theirs = RealGeeks(client, basic("someone-else", "their-pw"))
+    theirs.create({**example_lead, "email": "theirs@example.com"}, site=OTHER_SITE)
+    theirs.update(LEAD_ID, {"city": "Hilo"})
+    staff = django_user_model.objects.create_user("kim", password="kim-password-123", is_staff=True)
+    partner.staff.add(staff)
+    client.force_login(staff)
+
+    logged = client.get("/sandbox/requests.json").json()
+    page = client.get("/sandbox/requests/").content.decode()
+
+    assert [(r["username"], r["status"]) for r in logged] == [(USERNAME, 201)]
+    assert "someone-else" not in page and "theirs@example.com" not in page
+    assert [lead["lead_id"] for lead in client.get(f"/sandbox/leads.json?site={SITE}").json()] == [LEAD_ID]
+    assert client.get(f"/sandbox/leads.json?site={OTHER_SITE}").json() == []

@@ -31,7 +31,9 @@ def _messages(path: Path) -> Iterator[bytes]:
 class Command(BaseCommand):
     help = (
         "Import grant emails from a .eml file, an mbox or a Maildir. Each is kept once (by Message-ID) "
-        "and its sites granted, or left for review. Prints the counts as the last line."
+        "and its sites granted, or left for review. Importing is the operator's decision: sites are granted "
+        "whether or not a trusted mail server verified the sender, and each message records which. "
+        "Prints the counts as the last line."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -48,6 +50,7 @@ class Command(BaseCommand):
             if partner is None:
                 raise CommandError(f"No partner with slug {options['partner']!r}.")
         counts = {"read": 0, "new": 0, "granted": 0, "needs_review": 0, "duplicates": 0}
+        unverified = 0
         for raw in _messages(path):
             counts["read"] += 1
             grant_email, new = grant_email_store(raw, source=GrantEmail.Source.IMPORT, partner=partner)
@@ -57,8 +60,13 @@ class Command(BaseCommand):
             counts["new"] += 1
             if grant_email.status == GrantEmail.Status.GRANTED:
                 counts["granted"] += 1
+                unverified += grant_email.sender_verification != GrantEmail.SenderVerification.VERIFIED
             else:
                 counts["needs_review"] += 1
+        if unverified:
+            self.stderr.write(
+                f"{unverified} granted without a verified sender, as you decided: each says so on its grant email page."
+            )
         self.stdout.write(
             f"{counts['read']} read, {counts['new']} new, {counts['granted']} granted, "
             f"{counts['needs_review']} need review, {counts['duplicates']} duplicates"

@@ -1,0 +1,31 @@
+"""Celery tasks of the alerts app: each calls one service."""
+
+import logging
+
+from celery import shared_task
+
+from alerts import incidents, rules, sending
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def alerts_evaluate_task() -> None:
+    """Scheduled by beat every ALERTS_EVALUATE_SECONDS: the per-partner rules."""
+    if incidents.incidents_evaluate(rules=rules.WORKER_RULES):
+        notifications_send_soon()
+
+
+@shared_task(ignore_result=True)
+def notifications_send_task() -> None:
+    """Scheduled by beat too, so retries go out when due whatever happened to a message."""
+    sending.notifications_send()
+
+
+def notifications_send_soon() -> None:
+    """Ask a worker to send what is due now. A broker that does not answer only delays it: beat
+    schedules the same task every ALERTS_EVALUATE_SECONDS."""
+    try:
+        notifications_send_task.delay()
+    except Exception:  # the broker's errors come in many types; the schedule covers them all
+        logger.warning("could not publish notifications_send_task; beat's schedule will send them", exc_info=True)
