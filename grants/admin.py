@@ -25,6 +25,14 @@ from portal.admin import PartnerScopedAdmin, ReadOnlyAdmin
 from portal.audit import MASK_CHANGED, audit_record
 
 
+class _HttpsURLField(forms.URLField):
+    """A URL field that takes a bare host to mean https (Django 6's default, chosen now)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("assume_scheme", "https")
+        super().__init__(**kwargs)
+
+
 class PartnerAdminForm(forms.ModelForm):
     rg_api_url = forms.URLField(
         label="RG API URL",
@@ -50,6 +58,9 @@ class PartnerAdminForm(forms.ModelForm):
 
     class Meta:
         model = Partner
+        # When the URL is read-only (a partner's staff), the admin rebuilds this form without the
+        # field declared above, from the model field: it must assume https there too.
+        field_classes = {"rg_api_url": _HttpsURLField}
         # Every field but the encrypted secrets, which only the write-only fields above set.
         fields = [
             "name",

@@ -1,41 +1,12 @@
 """Production hardening: what the production environment refuses at start-up, what Django's deploy
 check says about it, and the headers every answer carries."""
 
-import os
 import secrets
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
-    """The production environment README.md documents, with strong secrets unless overridden."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "PORTAL_", "DATABASE_"))}
-    env.update(
-        PORTAL_ENV="production",
-        PORTAL_VAR_DIR=str(tmp_path),
-        SECRET_KEY=secrets.token_urlsafe(50),
-        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-        DATABASE_URL="postgres://portal:secret@127.0.0.1:5432/portal",
-        ALLOWED_HOSTS="portal.example.com",
-        CSRF_TRUSTED_ORIGINS="https://portal.example.com",
-        PORTAL_BASE_URL="https://portal.example.com",
-        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
-        CACHE_URL="redis://127.0.0.1:6379/1",
-    )
-    env.update(overrides)
-    return env
-
-
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+from tests.production import manage, production_env
 
 
 def test_the_deploy_check_is_clean_under_the_documented_production_environment(tmp_path):

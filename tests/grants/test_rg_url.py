@@ -1,22 +1,18 @@
 """Where a partner's RG credentials may go (grants.rg_url): the allowlist's rules, and every way a
 URL gets set (add_partner, partner_create, the production setting) refusing what it refuses."""
 
-import os
-import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management import CommandError, call_command
 
 from grants import rg_url
 from grants.models import Partner
 from grants.services import partner_create
+from tests.production import manage, production_env
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 PRODUCTION = ["receivers.leadrouter.realgeeks.com"]
 DEVELOPMENT = [*PRODUCTION, "127.0.0.1", "localhost", "::1"]
 
@@ -141,20 +137,7 @@ def test_the_validator_raises_the_refusal():
 
 def production_check(tmp_path: Path, **overrides: str) -> subprocess.CompletedProcess[str]:
     """`manage.py check` in the production shape, with strong secrets and `overrides`."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "PORTAL_", "REALGEEKS_"))}
-    env.update(
-        PORTAL_ENV="production",
-        PORTAL_VAR_DIR=str(tmp_path),
-        SECRET_KEY=secrets.token_urlsafe(50),
-        FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
-        DATABASE_URL="postgres://portal:secret@127.0.0.1:5432/portal",
-        ALLOWED_HOSTS="portal.example.com",
-        PORTAL_BASE_URL="https://portal.example.com",
-        **overrides,
-    )
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    return manage(production_env(tmp_path, **overrides), "check")
 
 
 def test_production_refuses_to_start_with_a_realgeeks_api_url_outside_the_allowed_hosts(tmp_path):
