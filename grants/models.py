@@ -11,9 +11,12 @@ from typing import Optional
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from grants.fields import EncryptedTextField
+
+PARTNER_NAME_TAKEN = "Another partner already has this name (names are compared ignoring case)."
 
 
 class Partner(models.Model):
@@ -53,6 +56,15 @@ class Partner(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # Staff pick a partner by name (filters, the grant email paste): two alike would be
+            # indistinguishable.
+            models.UniqueConstraint(
+                Lower("name"),
+                name="grants_partner_name_unique_ci",
+                violation_error_message=PARTNER_NAME_TAKEN,
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from grants.models import Partner, Site
@@ -45,6 +45,9 @@ class BulkFilter:
     created_from: Optional[date] = None
     created_to: Optional[date] = None
     http_status: Optional[int] = None
+    # Only what may pass on a second try: RG's 5xx answers and attempts RG never answered
+    # (timeouts, refused connections). A 4xx would be refused again as it was.
+    transient_only: bool = False
 
     def as_json(self) -> dict[str, Any]:
         """The filter as a job and its audit entry keep it: only what was set, as plain JSON."""
@@ -56,6 +59,7 @@ class BulkFilter:
             "created_from": self.created_from.isoformat() if self.created_from else None,
             "created_to": self.created_to.isoformat() if self.created_to else None,
             "http_status": self.http_status,
+            "transient_only": True if self.transient_only else None,
         }
         return {name: value for name, value in values.items() if value is not None}
 
@@ -78,6 +82,12 @@ def bulk_retry_candidates(*, filters: BulkFilter) -> QuerySet[Delivery]:
         deliveries = deliveries.filter(created__lt=_midnight(filters.created_to + timedelta(days=1)))
     if filters.http_status is not None:
         deliveries = deliveries.filter(last_status_code=filters.http_status)
+    if filters.transient_only:
+        # No status after an attempt is an attempt RG never answered; a delivery never attempted
+        # (expired while held) has no status either and is no timeout.
+        deliveries = deliveries.filter(
+            Q(last_status_code__gte=500) | Q(last_status_code__isnull=True, last_attempt_at__isnull=False)
+        )
     return deliveries.order_by("created", "id")
 
 

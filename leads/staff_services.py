@@ -20,8 +20,8 @@ from rest_framework.exceptions import APIException
 from grants.models import Partner, SiteAgent
 from leads.api.push import users_for
 from leads.delivery import CANCELLABLE_STATUSES, delivery_cancel
-from leads.models import Delivery, Lead, Operation
-from leads.services import lead_resend, lead_submit
+from leads.models import CREATING_OPERATIONS, Delivery, Lead, Operation
+from leads.services import lead_resend, lead_submit, payload_validate
 
 __all__ = ["CANCELLABLE_STATUSES", "delivery_cancel"]
 from leads.validation import validate_lead
@@ -130,6 +130,18 @@ def lead_edit_resend(
         lead.save(update_fields=["data", "email", "name", "phone", "updated"])
         delivery = lead_resend(lead=lead, actor=actor)
     return delivery, changes
+
+
+def lead_resend_checked(*, lead: Lead, actor: Optional[User]) -> Delivery:
+    """`lead_resend`, but only when RG would accept the create it sends: a lead known only from
+    updates may lack `source`, which RG requires of a new lead.
+
+    Raises PayloadError, sending nothing, when RG would refuse it.
+    """
+    first = lead.deliveries.filter(operation__in=CREATING_OPERATIONS).order_by("sequence").first()
+    operation = first.operation if first else Operation.CREATE_LEAD
+    payload_validate(operation, {**lead.data, "id": str(lead.lead_id)})
+    return lead_resend(lead=lead, actor=actor)
 
 
 def lead_patch(

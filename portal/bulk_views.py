@@ -20,9 +20,20 @@ from portal.access import acting_user, partners_visible_to, staff_required
 from portal.audit import audit_record
 from portal.filter_forms import DayField
 
-FILTER_FIELDS = ("partner", "status", "site", "operation", "created_from", "created_to", "http_status")
+FILTER_FIELDS = (
+    "partner",
+    "status",
+    "site",
+    "operation",
+    "created_from",
+    "created_to",
+    "http_status",
+    "transient_only",
+)
 RECENT_JOBS = 20
 DETAIL_ROWS = 50
+# Matched deliveries shown before the confirm button, oldest first (the order a job takes them in).
+PREVIEW_ROWS = 20
 
 
 class BulkRetryForm(forms.Form):
@@ -50,6 +61,11 @@ class BulkRetryForm(forms.Form):
         error_messages={"invalid": "Enter an HTTP status such as 422 or 503."},
         help_text="Real Geeks' answer to the last attempt, e.g. 401.",
     )
+    transient_only = forms.BooleanField(
+        label="5xx and timeouts only",
+        required=False,
+        help_text="Leave out deliveries RG refused with a 4xx: sent again unchanged, they would be refused again.",
+    )
 
     def __init__(self, *args: Any, partners: QuerySet[Partner], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -75,6 +91,7 @@ class BulkRetryForm(forms.Form):
             created_from=data["created_from"],
             created_to=data["created_to"],
             http_status=data["http_status"],
+            transient_only=data["transient_only"],
         )
 
 
@@ -85,8 +102,15 @@ def _form(request: HttpRequest, partners: QuerySet[Partner]) -> BulkRetryForm:
     if not any(name in request.GET for name in FILTER_FIELDS):
         return BulkRetryForm(partners=partners)
     data = request.GET.copy()
-    if not data.get("partner") and len(partners) == 1:
-        data["partner"] = partners[0].slug
+    if not data.get("partner"):
+        if len(partners) == 1:
+            data["partner"] = partners[0].slug
+        else:
+            # A link from "All partners" (the overview's Retry…): its filter filled in, the
+            # partner left to choose, and no error before anyone has chosen.
+            return BulkRetryForm(
+                initial={name: data[name] for name in FILTER_FIELDS if data.get(name)}, partners=partners
+            )
     return BulkRetryForm(data, partners=partners)
 
 
@@ -100,6 +124,7 @@ def bulk_retry(request: HttpRequest) -> HttpResponse:
     partners = partners_visible_to(request.user)
     form = _form(request, partners)
     matched: Optional[int] = None
+    preview: list[Delivery] = []
     problem = ""
     if form.is_bound and form.is_valid():
         filters = form.to_filter()
@@ -118,10 +143,14 @@ def bulk_retry(request: HttpRequest) -> HttpResponse:
                 problem = exc.message
             else:
                 return redirect("portal:bulk_retry_detail", public_id=job.public_id)
-        matched = bulk.bulk_retry_candidates(filters=filters).count()
+        candidates = bulk.bulk_retry_candidates(filters=filters)
+        matched = candidates.count()
+        preview = list(candidates.select_related("lead")[:PREVIEW_ROWS])
     context = {
         "form": form,
         "matched": matched,
+        "preview": preview,
+        "preview_partner": form.cleaned_data["partner"] if matched is not None else "",
         "limit": settings.BULK_RETRY_MAX_DELIVERIES,
         "problem": problem,
         "jobs": _jobs(request.user)[:RECENT_JOBS],
@@ -138,6 +167,7 @@ FILTER_LABELS = {
     "created_from": "Created from",
     "created_to": "Created to",
     "http_status": "Last HTTP status",
+    "transient_only": "5xx and timeouts only",
 }
 
 
@@ -152,6 +182,8 @@ def _filter_rows(job: BulkRetry) -> list[tuple[str, str]]:
             value = operations.get(value, value)
         elif name == "partner":
             value = job.partner.name
+        elif name == "transient_only":
+            value = "yes" if value else "no"
         rows.append((FILTER_LABELS.get(name, name), str(value)))
     return rows
 

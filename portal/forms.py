@@ -1,12 +1,12 @@
 """Dashboard forms. Secret fields are write-only: never rendered back, blank means "keep"."""
 
 import hashlib
-from typing import Any
+from typing import Any, Optional
 
 from django import forms
 
 from grants import rg_url
-from grants.models import Partner
+from grants.models import PARTNER_NAME_TAKEN, Partner
 from portal.audit import MASK_CHANGED, MASK_SET
 
 WRITE_ONLY_HELP = "Write-only: it is never shown again. Re-enter it if the form comes back with errors."
@@ -33,6 +33,16 @@ def _api_url_field() -> forms.URLField:
     )
 
 
+def _name_unique(name: str, partner: Optional[Partner] = None) -> str:
+    """The name, unless another partner has it (ignoring case, as the database's constraint does)."""
+    others = Partner.objects.filter(name__iexact=name)
+    if partner is not None and partner.pk is not None:
+        others = others.exclude(pk=partner.pk)
+    if others.exists():
+        raise forms.ValidationError(PARTNER_NAME_TAKEN, code="name_taken")
+    return name
+
+
 class PartnerCreateForm(forms.Form):
     name = forms.CharField(max_length=200)
     rg_username = forms.CharField(label="RG username", max_length=200)
@@ -47,6 +57,9 @@ class PartnerCreateForm(forms.Form):
         label="RG company id", max_length=200, required=False, help_text="From the partner's RG grant page URL."
     )
     rg_api_url = _api_url_field()
+
+    def clean_name(self) -> str:
+        return _name_unique(self.cleaned_data["name"])
 
 
 class PartnerEditForm(forms.ModelForm):
@@ -104,6 +117,9 @@ class PartnerEditForm(forms.ModelForm):
             (secret_fingerprint(secret), f"{secret_fingerprint(secret)}{' (newest)' if n == 0 else ''}")
             for n, secret in enumerate(self.current_secrets)
         ]
+
+    def clean_name(self) -> str:
+        return _name_unique(self.cleaned_data["name"], self.instance)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -8,6 +8,7 @@ from django import forms
 from django.db.models import QuerySet
 
 from grants.models import GrantEmail, Partner, WebhookEvent
+from grants.parsing import parse_grant_email
 
 UUID_EXAMPLE = "5d9b2f5e-7c1a-4e63-9d0b-2a8c6f1e4b70"
 NOT_A_UUID = (
@@ -125,6 +126,25 @@ class GrantEmailDismissForm(forms.Form):
     )
 
 
+# A plus-address names a partner by its slug: grants+acme-leads@... (as grants.emails reads it).
+_PLUS_ADDRESS = re.compile(r"^[^@+]+\+([^@]+)@")
+CONFIRM_PARTNER_HELP = "The recipient names another partner. Tick this only if you know the message is for this one."
+
+
+def addressed_partner(text: str) -> Optional[tuple[str, Partner]]:
+    """The first recipient of the pasted message (its To, Cc... headers) naming a partner, by its
+    grant email address or by the slug in its plus-address, with that partner; None if none does."""
+    recipients = parse_grant_email(text.replace("\r\n", "\n").lstrip().encode("utf-8", "replace")).recipients
+    for address in recipients:
+        partner = Partner.objects.filter(grant_email_address__iexact=address).exclude(grant_email_address="").first()
+        match = _PLUS_ADDRESS.match(address)
+        if partner is None and match:
+            partner = Partner.objects.filter(slug=match.group(1)).first()
+        if partner is not None:
+            return address, partner
+    return None
+
+
 class GrantEmailPasteForm(forms.Form):
     text = forms.CharField(
         label="Email text",
@@ -143,11 +163,36 @@ class GrantEmailPasteForm(forms.Form):
         help_text="Detected from the message's recipient or grant page link when left to detect.",
     )
 
+    confirm_partner = forms.BooleanField(
+        label="Yes, paste it for the chosen partner", required=False, help_text=CONFIRM_PARTNER_HELP
+    )
+
     def __init__(self, *args: Any, partners: QuerySet[Partner], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         partner_field = self.fields["partner"]
         assert isinstance(partner_field, forms.ModelChoiceField)
         partner_field.queryset = partners
+        self.partners = partners
+        # Set by clean() when the message's recipient names another partner than the chosen one.
+        self.partner_mismatch = False
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        chosen, text = cleaned.get("partner"), cleaned.get("text")
+        if chosen is None or not text or cleaned.get("confirm_partner"):
+            return cleaned
+        addressed = addressed_partner(text)
+        if addressed is not None and addressed[1].pk != chosen.pk:
+            address, other = addressed
+            # Staff of one partner are not told another partner's name.
+            named = f"the partner “{other.name}”" if self.partners.filter(pk=other.pk).exists() else "another partner"
+            self.partner_mismatch = True
+            self.add_error(
+                "partner",
+                f"The message is addressed to {address}, which names {named}, not “{chosen.name}”. "
+                "Choose the partner it is for, or confirm below that it is for the chosen one.",
+            )
+        return cleaned
 
     def clean_text(self) -> str:
         text: str = self.cleaned_data["text"]

@@ -29,6 +29,7 @@ from leads.staff_services import (
     lead_assign,
     lead_edit_resend,
     lead_patch,
+    lead_resend_checked,
     lead_version,
     site_agents,
 )
@@ -45,6 +46,11 @@ CHANGED_MEANWHILE = (
     "its current data: check them and submit again."
 )
 
+RESEND_REFUSED = (
+    "Not resent: Real Geeks would refuse this lead as a new one ({problem}). A lead known only from "
+    "updates may lack fields a new lead needs: add them here, then send it with “Edit and resend”."
+)
+
 
 def _to_lead(lead: Lead) -> HttpResponse:
     return redirect("portal:lead_detail", slug=lead.partner.slug, lead_id=lead.lead_id)
@@ -58,16 +64,20 @@ def _status_now(lead: Lead) -> str:
 @staff_required
 def lead_resend(request: HttpRequest, slug: str, lead_id: uuid.UUID) -> HttpResponse:
     lead = lead_or_404(request, slug, lead_id)
-    with transaction.atomic():
-        delivery = services.lead_resend(lead=lead, actor=acting_user(request))
-        audit_record(
-            actor=acting_user(request),
-            action="lead.resend",
-            obj=lead,
-            partner=lead.partner,
-            before={"status": lead.status},
-            after={"status": _status_now(lead), "delivery": delivery.public_id},
-        )
+    try:
+        with transaction.atomic():
+            delivery = lead_resend_checked(lead=lead, actor=acting_user(request))
+            audit_record(
+                actor=acting_user(request),
+                action="lead.resend",
+                obj=lead,
+                partner=lead.partner,
+                before={"status": lead.status},
+                after={"status": _status_now(lead), "delivery": delivery.public_id},
+            )
+    except PayloadError as error:
+        messages.error(request, RESEND_REFUSED.format(problem=error.message))
+        return redirect("portal:lead_edit", slug=lead.partner.slug, lead_id=lead.lead_id)
     messages.success(
         request, f"Resent under the same lead id as delivery #{delivery.sequence}; it goes out through the queue."
     )

@@ -4,11 +4,13 @@ bound form shows back exactly what was typed."""
 
 import re
 from datetime import UTC, datetime, time, timedelta
-from typing import Any
+from typing import Any, Optional
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from grants.models import Partner
+from leads import stats
 from leads.models import Lead, Operation
 from leads.staff_services import (
     EDITABLE_FIELDS,
@@ -25,12 +27,15 @@ from leads.validation import (
     validate_lead,
 )
 from portal.filter_forms import DayField
+from portal.validators import validate_phone
 
 # RG names the field in its message ("Field 'email' is not a valid email address."); the form
 # shows the message under the field's own label, so the name is dropped there.
 _FIELD_NAMED = re.compile(r"^(?:\w+ )?[Ff]ield '[^']*' ")
 # RG's Property counts: sent as integers once they passed RG's integer rule.
 _COUNT_FIELDS = ("beds", "full_baths", "half_baths", "sqft")
+# RG takes any string; a changed phone must also look like one (portal.validators).
+PHONE_FIELDS = ("phone", "phone2")
 
 
 def _human(message: str) -> str:
@@ -98,11 +103,29 @@ class LeadFieldsForm(forms.Form):
         values["tags"] = [tag.strip() for tag in values["tags"].split(",") if tag.strip()]
         return values
 
-    def _changes_or_error(self) -> list[FieldChange]:
-        changes = lead_changes(self.lead.data, self.edited())
-        if not changes:
+    def _checked_changes(self) -> list[FieldChange]:
+        """The changes of the fields Django found valid, each checked with RG's rule for its
+        field (and the phone rule), so every invalid field is marked at once. A field with an
+        error is left out of the changes."""
+        edited = {name: value for name, value in self.edited().items() if name not in self.errors}
+        changes = lead_changes(self.lead.data, edited)
+        if not changes and not self.errors:
             self.add_error(None, "Nothing changed: edit at least one field.")
-        return changes
+        valid = []
+        for change in changes:
+            if change.after is not None:
+                try:
+                    validate_lead({change.field: change.after}, partial=True)
+                    if change.field in PHONE_FIELDS:
+                        validate_phone(change.after)
+                except PayloadError as error:
+                    add_payload_error(self, error, LEAD_FIELD_FOR)
+                    continue
+                except ValidationError as error:
+                    self.add_error(change.field, error)
+                    continue
+            valid.append(change)
+        return valid
 
 
 # RG's `where` for a top-level lead field is its name, which is also the form field's.
@@ -122,14 +145,14 @@ class LeadEditForm(LeadFieldsForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if self.errors:
-            return cleaned
-        self.changes = self._changes_or_error()
-        if self.changes:
+        self.changes = self._checked_changes()
+        if self.changes or self.errors:
             try:
                 validate_lead(lead_edited_data(self.lead.data, self.changes))
             except PayloadError as error:
-                add_payload_error(self, error, LEAD_FIELD_FOR)
+                # A whole-lead rule (source, one identifying field), unless a marked field explains it.
+                if not (error.where in self.errors or (not error.where and self.errors)):
+                    add_payload_error(self, error, LEAD_FIELD_FOR)
         return cleaned
 
 
@@ -146,20 +169,15 @@ class LeadPatchForm(LeadFieldsForm):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if self.errors:
-            return cleaned
-        self.changes = self._changes_or_error()
-        if self.changes:
-            body = {change.field: "" if change.after is None else change.after for change in self.changes}
-            try:
-                validate_lead(body, partial=True)
-            except PayloadError as error:
-                add_payload_error(self, error, LEAD_FIELD_FOR)
+        self.changes = self._checked_changes()
         return cleaned
 
 
 # Assignment has its own action (with the site's agents to choose from).
 ACTIVITY_TYPES = [t for t in KNOWN_ACTIVITY_TYPES if t not in ("was_assigned", "was_unassigned")]
+
+
+EMPTY_ACTIVITY = "Write a description or fill in the property: an empty activity is not sent."
 
 
 class ActivityForm(forms.Form):
@@ -207,16 +225,24 @@ class ActivityForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if self.errors:
-            return cleaned
-        activity: dict[str, Any] = {"type": cleaned["type"]}
-        if cleaned["description"]:
-            activity["description"] = cleaned["description"]
         prop = {
             name.removeprefix("property_"): value
             for name, value in cleaned.items()
             if name.startswith("property_") and value
         }
+        if not prop and not cleaned.get("description") and "description" not in self.errors:
+            # RG accepts a bare type, but from this form that is a slip, not a note worth sending.
+            self.add_error("description", EMPTY_ACTIVITY)
+        for name, value in prop.items():  # each property field on its own, so all errors show at once
+            try:
+                validate_activity({"type": "note", "property": {name: value}})
+            except PayloadError as error:
+                add_payload_error(self, error, self.FIELD_FOR)
+        if self.errors:
+            return cleaned
+        activity: dict[str, Any] = {"type": cleaned["type"]}
+        if cleaned["description"]:
+            activity["description"] = cleaned["description"]
         if prop:
             activity["property"] = prop
         try:
@@ -273,6 +299,12 @@ class LeadFilterForm(forms.Form):
     )
     created_from = DayField(required=False, label="Created from", widget=forms.DateInput(attrs={"type": "date"}))
     created_to = DayField(required=False, label="Created to", widget=forms.DateInput(attrs={"type": "date"}))
+    # The overview's failure reasons link here: leads with a failed attempt in its window that got
+    # this HTTP status (0: no answer) and error summary. Hidden: set by those links, kept by the form.
+    failed_status = forms.IntegerField(required=False, min_value=0, max_value=599, widget=forms.HiddenInput)
+    failed_error = forms.CharField(required=False, max_length=500, strip=False, widget=forms.HiddenInput)
+    failed_after = forms.DateTimeField(required=False, widget=forms.HiddenInput)
+    failed_before = forms.DateTimeField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, *args: Any, partners: list[Partner], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -285,7 +317,43 @@ class LeadFilterForm(forms.Form):
         start, end = cleaned.get("created_from"), cleaned.get("created_to")
         if start and end and start > end:
             self.add_error("created_to", "The end date is before the start date.")
+        failed = ("failed_status", "failed_error", "failed_after", "failed_before")
+        if any(self.data.get(name) for name in failed) and not any(name in self.errors for name in failed):
+            after, before = cleaned.get("failed_after"), cleaned.get("failed_before")
+            # Bounded like the overview's windows, so the attempts are read from one index range.
+            if not (after and before and after < before <= after + stats.LONGEST_WINDOW):
+                self.add_error(
+                    None, "The failed-attempt filter needs a window of at most 7 days: open it from the overview."
+                )
         return cleaned
+
+    def failed_attempts(self) -> Optional[dict[str, Any]]:
+        """The valid form's failed-attempt filter as `stats.leads_with_failed_attempts` keywords, or None."""
+        data = self.cleaned_data
+        if not (data.get("failed_after") and data.get("failed_before")):
+            return None
+        return {
+            "status": data.get("failed_status"),
+            # Present but empty selects the attempts without a message; absent selects any.
+            "error": data.get("failed_error", "") if "failed_error" in self.data else None,
+            "start": data["failed_after"],
+            "end": data["failed_before"],
+        }
+
+    def failed_description(self) -> str:
+        """The failed-attempt filter in words, for the list to say what it shows; "" if none."""
+        if self.errors or not hasattr(self, "cleaned_data"):
+            return ""
+        failed = self.failed_attempts()
+        if failed is None:
+            return ""
+        status = failed["status"]
+        answer = "any answer" if status is None else "no HTTP answer" if status == 0 else f"HTTP {status}"
+        error = "" if failed["error"] is None else f" “{failed['error'] or '(no message)'}”"
+        return (
+            f"Only leads with a failed attempt between {failed['start'].astimezone(UTC):%Y-%m-%d %H:%M} and "
+            f"{failed['end'].astimezone(UTC):%Y-%m-%d %H:%M} UTC that got {answer}{error}."
+        )
 
     def filters(self) -> dict[str, Any]:
         """The valid form as `LeadQuerySet.filter_by` keys (the partner is the view's to apply).

@@ -19,11 +19,13 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET
 
 from grants.models import Partner
+from leads import stats
 from leads.circuit import circuit_state
 from leads.history import attempts_newest_first, attempts_of, latest_attempts, request_body_head
 from leads.models import Delivery, DeliveryAttempt, Lead, LeadQuerySet
 from leads.services import RETRYABLE_STATUSES
 from leads.staff_services import CANCELLABLE_STATUSES
+from portal import attempts as attempt_view
 from portal.access import partner_or_404, partners_visible_to, staff_required
 from portal.lead_forms import LeadFilterForm
 from portal.models import AuditEntry
@@ -72,6 +74,16 @@ def _visible_leads(request: HttpRequest, partners: list[Partner], slug: str) -> 
     return leads.filter(partner_id=ids[0]) if len(ids) == 1 else leads.filter(partner_id__in=ids)
 
 
+def leads_matching(request: HttpRequest, partners: list[Partner], form: LeadFilterForm) -> LeadQuerySet:
+    """The leads a valid filter form selects among the user's: what /leads/ lists and exports."""
+    leads = _visible_leads(request, partners, form.cleaned_data["partner"]).filter_by(form.filters())
+    failed = form.failed_attempts()
+    if failed is not None:
+        # The overview's failure reason: its leads, found from the window's attempts.
+        leads = leads.filter(pk__in=stats.lead_ids_with_failed_attempts(**failed))
+    return leads
+
+
 @require_GET
 @staff_required
 def lead_list(request: HttpRequest) -> HttpResponse:
@@ -84,9 +96,9 @@ def lead_list(request: HttpRequest) -> HttpResponse:
     rows: list[Lead] = []
     older = newer = None
     if form.is_valid():
-        leads = _visible_leads(request, partners, form.cleaned_data["partner"]).filter_by(form.filters())
-        rows, older, newer = _page(leads, request.GET)
-    keep = {k: v for k, v in request.GET.items() if k not in ("after", "before") and v}
+        rows, older, newer = _page(leads_matching(request, partners, form), request.GET)
+    # An empty failed_error is a filter (attempts without a message), so pages keep it.
+    keep = {k: v for k, v in request.GET.items() if k not in ("after", "before") and (v or k == "failed_error")}
     context = {
         "form": form,
         "leads": rows,
@@ -203,18 +215,82 @@ def delivery_detail(request: HttpRequest, slug: str, lead_id: uuid.UUID, deliver
     delivery = get_object_or_404(lead.deliveries.select_related("actor", "retry_requested_by"), public_id=delivery_id)
     attempts = attempts_newest_first().filter(delivery=delivery)
     page, lower, higher = _numbered_page(attempts, "number", request.GET, settings.LEAD_PAGE_ATTEMPTS)
+    item = _timeline_item(delivery, page)
+    for row, engineer in zip(item["attempts"], _engineer_views(delivery, page), strict=True):
+        row["engineer"] = engineer
+    compare = _number_parse(request.GET.get("compare", ""))
     context = {
         "lead": lead,
         "partner": lead.partner,
-        "item": _timeline_item(delivery, page),
+        "item": item,
         "shown_from": page[-1].number if page else None,
         "shown_to": page[0].number if page else None,
         **_pager(request.path, lower, higher),
+        # The form offers the delivery before this one (the one after, for the first).
+        "compare": compare if compare is not None else (delivery.sequence - 1 or 2),
+        "comparison": None if compare is None else compared_with(delivery, compare),
         "cancellable": CANCELLABLE_STATUSES,
         "retryable": RETRYABLE_STATUSES,
         "section": "leads",
     }
     return render(request, "portal/lead_delivery.html", context)
+
+
+def _sent_body(delivery: Delivery, attempt: DeliveryAttempt) -> str:
+    """The body the attempt sent: its stored copy when whole, else the delivery's payload (what
+    every attempt of the delivery sends; the stored copy is cut or pruned)."""
+    head = request_body_head(attempt)
+    if attempt.bodies_pruned_at is None and len(head) < settings.ATTEMPT_BODY_MAX_CHARS:
+        return head
+    return json.dumps(delivery.payload)
+
+
+def _engineer_views(delivery: Delivery, page: list[DeliveryAttempt]) -> list[dict[str, Any]]:
+    """For each attempt of the page (newest first): headers, cURL, the body with the field RG's
+    error names marked, and the diff from the attempt before it when the page shows that one
+    too. No query: the delivery page keeps its fixed few (`compared_with` diffs deliveries)."""
+    bodies = [_sent_body(delivery, attempt) for attempt in page]
+    before = [
+        (f"attempt #{a.number}", body) if a.number == attempt.number - 1 else ("", "")
+        for attempt, a, body in zip(page, page[1:], bodies[1:], strict=False)
+    ]
+    before += [("", "")] * (len(page) - len(before))
+    views = []
+    for attempt, body, (before_label, before_body) in zip(page, bodies, before, strict=True):
+        field = attempt_view.named_field(attempt.response_body, body)
+        views.append(
+            {
+                "headers": attempt_view.request_headers(
+                    has_body=bool(body), router_destinations=delivery.router_destinations
+                ),
+                "curl": attempt_view.attempt_curl(
+                    method=attempt.request_method,
+                    url=attempt.request_url,
+                    body=body,
+                    router_destinations=delivery.router_destinations,
+                ),
+                "field": field,
+                "body_lines": attempt_view.body_lines(body, field),
+                "diff_from": before_label,
+                "diff": attempt_view.body_diff(before_body, body) if before_label else [],
+            }
+        )
+    return views
+
+
+def compared_with(delivery: Delivery, sequence: int) -> dict[str, Any]:
+    """What changed in the body from the lead's delivery #`sequence` to this one (the body every
+    attempt of a delivery sends), or that there is no such delivery."""
+    other = delivery.lead.deliveries.filter(sequence=sequence).first()
+    if other is None:
+        return {"sequence": sequence, "missing": True, "diff": []}
+    return {
+        "sequence": sequence,
+        "label": f"delivery #{sequence}",
+        "operation": other.get_operation_display(),
+        "missing": False,
+        "diff": attempt_view.body_diff(json.dumps(other.payload), json.dumps(delivery.payload)),
+    }
 
 
 def _timeline_item(

@@ -1,8 +1,16 @@
 """The overview (the dashboard's home): how deliveries went in a time window, for the partners
-the user may see, with charts drawn as inline SVG."""
+the user may see, with charts drawn as inline SVG.
 
+The first figure is the eventual delivery rate by lead (leads.stats.LeadOutcomes): attempts
+count retries, so a recovered 503 blip lowers the attempt success while every lead arrived.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Optional
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core.validators import slug_re
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -15,6 +23,7 @@ from leads import stats
 from leads.models import DeliveryAttempt
 from portal import charts
 from portal.access import partners_visible_to, staff_required
+from portal.health import workers_last_seen
 
 OUTCOME_SERIES = [
     charts.Series(DeliveryAttempt.Outcome.DELIVERED, "Delivered", "#2da44e"),
@@ -76,15 +85,124 @@ def _hourly_chart(window: stats.Window, hours: list[stats.Hour]) -> charts.Stack
     )
 
 
+# The per-site health table shows this many sites, worst first; /sites/ lists them all.
+SITE_HEALTH_ROWS = 10
+# The backlog tile turns amber once a due delivery has waited this long (the sweeper runs every minute or so).
+BACKLOG_WARN_SECONDS = 5 * 60
+
+
+@dataclass(frozen=True)
+class ReasonRow:
+    """One failure reason with what staff can do about it: its leads, and retry links or why not."""
+
+    reason: stats.FailureReason
+    width: float
+    leads_url: str
+    retry_links: list[tuple[str, str]]
+    note: str
+
+
+def _leads_url(reason: stats.FailureReason, window: stats.Window, partner: Optional[Partner]) -> str:
+    """The leads list filtered to exactly the leads behind the reason's attempts in the window."""
+    params = {
+        "partner": partner.slug if partner else "",
+        "failed_status": reason.status if reason.status is not None else 0,
+        "failed_error": reason.error,
+        "failed_after": window.start.isoformat(),
+        "failed_before": window.end.isoformat(),
+    }
+    return reverse("portal:lead_list") + "?" + urlencode({k: v for k, v in params.items() if v != ""})
+
+
+def _reason_rows(
+    reasons: list[stats.FailureReason],
+    retryable: dict[tuple[Optional[int], str], dict[int, int]],
+    *,
+    window: stats.Window,
+    partner: Optional[Partner],
+    visible: QuerySet[Partner],
+) -> list[ReasonRow]:
+    """Retry links go one per partner (a bulk retry is one partner's), so they work from "All partners"."""
+    partner_ids = {pid for by_partner in retryable.values() for pid in by_partner}
+    named = visible.in_bulk(partner_ids)
+    one_partner = partner is not None or len(visible) == 1
+    rows = []
+    for reason, width in zip(reasons, charts.bar_widths([r.count for r in reasons]), strict=True):
+        waiting = {pid: n for pid, n in retryable.get((reason.status, reason.error), {}).items() if pid in named}
+        links: list[tuple[str, str]] = []
+        if reason.status is not None:
+            for pid, n in sorted(waiting.items(), key=lambda item: named[item[0]].name):
+                query = urlencode({"partner": named[pid].slug, "http_status": reason.status})
+                label = "Retry…" if one_partner else f"Retry {n} of {named[pid].name}…"
+                links.append((label, f"{reverse('portal:bulk_retry')}?{query}"))
+        if reason.retried_automatically:
+            note = "Nothing to retry: the engine retried these automatically."
+        elif waiting and reason.status is None:
+            note = "Needs a human: no HTTP status to bulk-retry by; retry them from their leads."
+        elif not waiting:
+            note = "Nothing to retry: these deliveries were retried or resent since."
+        elif reason.status is not None and 400 <= reason.status < 500:
+            note = "Needs a human: RG refuses these as sent; fix the lead or its grant before retrying."
+        else:
+            note = ""
+        rows.append(
+            ReasonRow(
+                reason=reason, width=width, leads_url=_leads_url(reason, window, partner), retry_links=links, note=note
+            )
+        )
+    return rows
+
+
+def _duration(seconds: Optional[float]) -> str:
+    """A short, rounded-down duration: 45 s, 12 min, 3 h 5 min, 2 d 4 h."""
+    if seconds is None:
+        return ""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    minutes, hours, days = whole // 60, whole // 3600, whole // 86400
+    if hours < 1:
+        return f"{minutes} min"
+    if days < 1:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
+
+
+def _backlog(partners: stats.Partners, now: datetime) -> dict[str, object]:
+    backlog = stats.backlog(partners=partners, now=now)
+    oldest = backlog.oldest_seconds(now)
+    return {
+        "due": backlog.due,
+        "capped": backlog.capped,
+        "oldest": _duration(oldest),
+        "late": oldest is not None and oldest >= BACKLOG_WARN_SECONDS,
+    }
+
+
+def _heartbeat() -> dict[str, object]:
+    seconds = workers_last_seen()
+    # Workers beat every WORKER_HEARTBEAT_SECONDS; three missed beats mean none is running.
+    stale = seconds is None or seconds > 3 * settings.WORKER_HEARTBEAT_SECONDS
+    return {
+        "seconds": None if seconds is None else int(seconds),
+        "ago": _duration(seconds),
+        "stale": stale,
+        "every": settings.WORKER_HEARTBEAT_SECONDS,
+    }
+
+
 @staff_required
 def overview(request: HttpRequest) -> HttpResponse:
     visible = partners_visible_to(request.user)
     partner, partners = _scope(request, visible)
-    window = stats.window_ending(request.GET.get("window", ""), timezone.now())
+    now = timezone.now()
+    window = stats.window_ending(request.GET.get("window", ""), now)
     attempts = stats.attempts_in(window, partners=partners)
     hours = stats.attempts_by_hour(attempts, window)
     reasons = stats.failure_reasons(attempts)
     held = stats.held_by_site(partners=partners)
+    by_site = stats.lead_outcomes_by_site(stats.leads_in(window, partners=partners))
+    sites, sites_ranked = stats.site_health(window, partners=partners, by_site=by_site, now=now, limit=SITE_HEALTH_ROWS)
     context = {
         "section": "overview",
         "visible_partners": visible,
@@ -99,9 +217,20 @@ def overview(request: HttpRequest) -> HttpResponse:
             if hour.total
         ],
         "outcome_series": OUTCOME_SERIES,
+        "delivery": stats.lead_outcomes(by_site),
         "rate": stats.success_rate(hours),
         "latency": stats.latency(attempts),
-        "reasons": list(zip(reasons, charts.bar_widths([r.count for r in reasons]), strict=True)),
+        "reasons": _reason_rows(
+            reasons,
+            stats.retryable_by_reason(attempts, reasons),
+            window=window,
+            partner=partner,
+            visible=visible,
+        ),
+        "sites": sites,
+        "sites_ranked": sites_ranked,
+        "backlog": _backlog(partners, now),
+        "heartbeat": _heartbeat(),
         "held": list(zip(held, charts.bar_widths([h.count for h in held]), strict=True)),
         "held_total": stats.held_total(partners=partners),
         "circuits": _open_circuits(partner, partners, visible),

@@ -5,11 +5,14 @@ from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from grants import rg_url, services
+from grants.encryption import decrypt, encrypt
 from grants.models import ApiKey, Partner, Site
 from portal.access import acting_user, partner_or_404, partners_visible_to, staff_required, superuser_required
 from portal.audit import MASK_SET, audit_record, changed_fields, partner_snapshot
@@ -97,17 +100,23 @@ def partner_edit(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "portal/partner_form.html", context)
 
 
+# Where a new key's secret waits for the one page that shows it (see `api_key_issue`).
+ISSUED_KEY_SESSION = "portal.issued_api_key"
+
+
 @staff_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 @never_cache
 @sensitive_variables("secret")
 def api_key_issue(request: HttpRequest, slug: str) -> HttpResponse:
-    """Issue a key and show its secret in this response only.
+    """POST issues a key and redirects; the GET after it shows the secret once.
 
-    The secret is rendered here instead of after a redirect because keeping it for a later
-    request would mean storing it (in the session), and it must exist nowhere once shown.
+    The secret waits in the session between the two requests and is popped when shown, so a
+    reload of the page says it was already shown instead of issuing another live key.
     """
     partner = partner_or_404(request.user, slug)
+    if request.method == "GET":
+        return _api_key_issued(request, partner)
     form = ApiKeyIssueForm(request.POST)
     if not form.is_valid():
         return _render_detail(request, partner, form)
@@ -120,9 +129,29 @@ def api_key_issue(request: HttpRequest, slug: str) -> HttpResponse:
             partner=partner,
             after={"key_id": key.key_id, "label": key.label},
         )
-    return render(
-        request, "portal/api_key_issued.html", {"partner": partner, "key": key, "secret": secret, "section": "partners"}
-    )
+    # Keyed by key id: two keys issued in two tabs each keep their secret until shown. Encrypted,
+    # because sessions are rows in the database and no secret is stored there in clear.
+    waiting = request.session.get(ISSUED_KEY_SESSION, {})
+    request.session[ISSUED_KEY_SESSION] = {**waiting, key.key_id: {"partner": partner.pk, "secret": encrypt(secret)}}
+    return redirect(f"{reverse('portal:api_key_issue', args=[partner.slug])}?{urlencode({'key': key.key_id})}")
+
+
+@sensitive_variables("secret", "waiting")
+def _api_key_issued(request: HttpRequest, partner: Partner) -> HttpResponse:
+    """The page of a key just issued: its secret the first time, "already shown" after that."""
+    key = ApiKey.objects.filter(partner=partner, key_id=request.GET.get("key", "")).first()
+    if key is None:
+        return redirect("portal:partner_detail", slug=partner.slug)
+    waiting = request.session.get(ISSUED_KEY_SESSION, {})
+    secret = ""
+    if waiting.get(key.key_id, {}).get("partner") == partner.pk:
+        secret = decrypt(waiting.pop(key.key_id)["secret"])
+        if waiting:
+            request.session[ISSUED_KEY_SESSION] = waiting  # reassigned, so the session is saved without it
+        else:
+            del request.session[ISSUED_KEY_SESSION]
+    context = {"partner": partner, "key": key, "secret": secret, "section": "partners"}
+    return render(request, "portal/api_key_issued.html", context)
 
 
 @staff_required

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -115,6 +116,10 @@ def site_grant(request: HttpRequest, slug: str) -> HttpResponse:
     site_uuid: uuid.UUID = form.cleaned_data["site_uuid"]
     previous = partner.sites.filter(site_uuid=site_uuid).values_list("status", flat=True).first()
     with transaction.atomic():
+        # Counted in the grant's transaction: granting releases exactly these (on commit).
+        held = Delivery.objects.filter(
+            lead__partner=partner, lead__site__site_uuid=site_uuid, status=Delivery.Status.HELD
+        ).count()
         site = services.site_grant(
             partner=partner,
             site_uuid=site_uuid,
@@ -130,11 +135,17 @@ def site_grant(request: HttpRequest, slug: str) -> HttpResponse:
                 obj=site,
                 partner=partner,
                 before={"status": previous},
-                after={"status": site.status, "source": site.source},
+                after={"status": site.status, "source": site.source, "held_released": held},
                 reason=form.cleaned_data["note"],
             )
     if previous == Site.Status.ACTIVE:
         messages.info(request, f"{site} was already active; nothing changed.")
+    elif held:
+        messages.success(
+            request,
+            f"{site} is granted and active; its {held} held deliver{pluralize(held, 'y,ies')} "
+            f"{pluralize(held, 'is,are')} released and go{pluralize(held, 'es,')} out now.",
+        )
     else:
         messages.success(request, f"{site} is granted and active.")
     return redirect("portal:site_detail", slug=partner.slug, site_uuid=site.site_uuid)

@@ -31,7 +31,8 @@ from leads.api.serializers import (
 )
 from leads.history import attempts_newest_first, latest_attempts, latest_deliveries
 from leads.models import Delivery, DeliveryAttempt, Lead, LeadQuerySet
-from leads.services import delivery_retry, lead_resend
+from leads.services import delivery_retry
+from leads.staff_services import lead_resend_checked
 from portal.audit import audit_record
 
 
@@ -193,7 +194,8 @@ class LeadResendView(ReadApiView):
     def post(self, request: Request, lead_id: str) -> Response:
         lead = _lead(request, lead_id)
         with transaction.atomic():
-            delivery = lead_resend(lead=lead, actor=person(request))
+            # Checked first: a lead known only from updates may lack what RG requires of a create.
+            delivery = lead_resend_checked(lead=lead, actor=person(request))
             _audit(request, "lead.resend", lead, partner=lead.partner, after={"delivery": delivery.public_id})
         body = DeliverySerializer(_with_latest_attempts(delivery), context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED)

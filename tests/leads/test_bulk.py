@@ -284,3 +284,17 @@ def test_a_message_for_a_job_that_no_longer_exists_is_dropped_not_an_error(caplo
         assert bulk.bulk_retry_run(job_id=987_654) is None
 
     assert "bulk retry 987654 no longer exists" in caplog.text
+
+
+def test_transient_only_keeps_5xx_and_unanswered_attempts_and_leaves_out_4xx(partner, site, send, settings):
+    unauthorised = send(partner, "a@example.com", NOT_ALLOWED)
+    settings.DELIVERY_MAX_ATTEMPTS = 1
+    dead = send(partner, "c@example.com", UNAVAILABLE)
+    timed_out = send(partner, "d@example.com", UNAVAILABLE)
+    Delivery.objects.filter(pk=timed_out.pk).update(last_status_code=None, last_error="Timed out")
+
+    found = bulk.bulk_retry_candidates(filters=bulk.BulkFilter(partner=partner, transient_only=True))
+
+    assert set(found.values_list("pk", flat=True)) == {dead.pk, timed_out.pk}
+    assert unauthorised.status == "failed"
+    assert bulk.BulkFilter(partner=partner, transient_only=True).as_json()["transient_only"] is True

@@ -143,6 +143,20 @@ def test_resend_makes_a_new_create_with_the_same_lead_id(push, partner, site, rg
     assert [body["id"] for _, _, body in rg.calls] == [str(made.lead_id)] * 2
 
 
+def test_resending_a_lead_known_only_from_updates_is_refused_without_sending(push, partner, site, rg):
+    lead_id = uuid.uuid4()
+    # An update of a lead the portal never saw created: its state has no `source`.
+    lead_submit(
+        partner=partner, site_uuid=site.site_uuid, operation="update_lead", data={"notes": "n"}, lead_id=lead_id
+    )
+    sent = len(rg.calls)
+
+    response = push.post(f"/api/leads/{lead_id}/resend")
+
+    assert response.status_code == 422 and "source" in response.json()["error"]
+    assert len(rg.calls) == sent
+
+
 def test_staff_see_their_partners_through_a_session_and_others_get_nothing(partner, other_partner, site):
     lead(partner, "kai@example.com")
     staff = User.objects.create_user("lani", password="pw-lani-123", is_staff=True)

@@ -228,3 +228,116 @@ def test_recent_callbacks_are_the_partners_newest_first(partner, other_partner):
         "lead_updated",
         "integration_disabled",
     ]
+
+
+def lead_at(seed: Seed, created: datetime, status: str, **fields) -> Lead:
+    """Another lead on the seed's site, accepted at `created`, with its status now."""
+    site = seed.delivery.lead.site
+    return Lead.objects.create(
+        partner=site.partner, site=site, lead_id=uuid.uuid4(), created=created, status=status, **fields
+    )
+
+
+def test_the_eventual_rate_is_delivered_leads_of_those_accepted_in_the_window(partner, acme, other):
+    Lead.objects.filter(pk=acme.delivery.lead.pk).update(created=at(3, 12, 59))  # before the window
+    for status in ("delivered", "delivered", "delivered", "retrying", "failed", "held"):
+        lead_at(acme, at(4, 9), status)
+    lead_at(other, at(4, 9), "failed")
+
+    mine = stats.lead_outcomes(stats.lead_outcomes_by_site(stats.leads_in(window(), partners=only(partner))))
+    everyone = stats.lead_outcomes(stats.lead_outcomes_by_site(stats.leads_in(window(), partners=None)))
+
+    assert (mine.delivered, mine.total, mine.percent) == (3, 6, 50.0)
+    assert (mine.in_progress, mine.held, mine.failed, mine.cancelled) == (1, 1, 1, 0)
+    # The other partner's seed lead (pending, accepted now) is outside this 2025 window.
+    assert (everyone.delivered, everyone.total) == (3, 7)
+    assert stats.LeadOutcomes().percent is None
+
+
+def test_a_recovered_503_blip_is_all_delivered_though_half_the_attempts_failed(acme):
+    Lead.objects.filter(pk=acme.delivery.lead.pk).update(created=at(4, 9), status="delivered")
+    acme.attempt(at(4, 9, 0), "retry", status=503, error=E503)
+    acme.attempt(at(4, 9, 1), "delivered", status=201)
+
+    outcomes = stats.lead_outcomes(stats.lead_outcomes_by_site(stats.leads_in(window(), partners=None)))
+    attempts = stats.success_rate(stats.attempts_by_hour(stats.attempts_in(window(), partners=None), window()))
+
+    assert outcomes.percent == 100.0
+    assert attempts.percent == 50.0
+
+
+def test_failure_reasons_know_which_deliveries_still_wait_for_a_person(partner, other_partner, acme, other):
+    acme.attempt(at(4, 6, 0), "retry", status=503, error=E503)  # retried by the engine
+    acme.attempt(at(4, 6, 1), "failed", status=422, error=E422)
+    Delivery.objects.filter(pk=acme.delivery.pk).update(status="failed", last_status_code=422)
+    other.attempt(at(4, 6, 2), "failed", status=422, error=E422)  # since retried by hand: delivered
+    Delivery.objects.filter(pk=other.delivery.pk).update(status="delivered")
+
+    attempts = stats.attempts_in(window(), partners=None)
+    reasons = stats.failure_reasons(attempts)
+    retryable = stats.retryable_by_reason(attempts, reasons)
+
+    by_status = {r.status: r for r in reasons}
+    assert (by_status[503].final, by_status[503].retried_automatically) == (0, True)
+    assert (by_status[422].count, by_status[422].final) == (2, 2)
+    assert retryable == {(422, E422): {partner.pk: 1}}
+
+
+def test_the_leads_behind_a_failure_reason_are_those_with_such_an_attempt_in_the_window(acme, other):
+    acme.attempt(at(4, 6, 1), "failed", status=422, error=E422)
+    other.attempt(at(4, 6, 2), "failed", status=422, error="Real Geeks answered 422: Field 'phone' is not valid.")
+    late = Seed(acme.delivery.lead.partner, uuid.UUID("22222222-3333-4444-8555-666666666666"))
+    late.attempt(at(3, 12), "failed", status=422, error=E422)  # before the window
+    timeout = Seed(acme.delivery.lead.partner, uuid.UUID("33333333-4444-4555-8666-777777777777"))
+    timeout.attempt(at(4, 7), "retry", status=None, error="Real Geeks did not answer within 20 s")
+
+    def leads(**kwargs) -> set[int]:
+        ids = stats.lead_ids_with_failed_attempts(start=window().start, end=window().end, **kwargs)
+        return set(Lead.objects.filter(pk__in=ids).values_list("pk", flat=True))
+
+    assert leads(status=422, error=E422) == {acme.delivery.lead_id}
+    assert leads(status=422, error=None) == {acme.delivery.lead_id, other.delivery.lead_id}
+    assert leads(status=0, error=None) == {timeout.delivery.lead_id}
+
+
+def test_the_backlog_is_due_deliveries_and_how_long_the_oldest_has_waited(partner, acme, other):
+    now = at(4, 12, 30)
+    lead = acme.delivery.lead
+    Delivery.objects.filter(pk=acme.delivery.pk).update(status="retrying", next_attempt_at=at(4, 12, 20))
+    Delivery.objects.create(lead=lead, sequence=2, operation="update_lead", payload={}, next_attempt_at=at(4, 12, 29))
+    Delivery.objects.create(
+        lead=lead, sequence=3, operation="update_lead", payload={}, status="retrying", next_attempt_at=at(4, 13)
+    )  # not due yet
+    Delivery.objects.filter(pk=other.delivery.pk).update(status="pending", next_attempt_at=at(4, 11))
+
+    mine = stats.backlog(partners=only(partner), now=now)
+    everyone = stats.backlog(partners=None, now=now)
+
+    assert (mine.due, mine.capped, mine.oldest_seconds(now)) == (2, False, 600)
+    assert (everyone.due, everyone.oldest_seconds(now)) == (3, 5400)
+    assert stats.backlog(partners=None, now=at(4, 10)).oldest_seconds(at(4, 10)) is None
+
+
+def test_site_health_ranks_open_circuits_then_the_lowest_rate_and_is_bounded(partner, acme):
+    good = acme
+    bad = Seed(partner, uuid.UUID("44444444-5555-4666-8777-888888888888"))
+    tripped = Seed(partner, uuid.UUID("55555555-6666-4777-8888-999999999999"))
+    for status in ("delivered", "delivered"):
+        lead_at(good, at(4, 9), status)
+    lead_at(bad, at(4, 9), "delivered")
+    lead_at(bad, at(4, 9, 5), "failed", last_status_code=422, last_error=E422)
+    Site.objects.filter(pk=tripped.delivery.lead.site_id).update(
+        circuit_failures=5, circuit_opened_at=at(4, 12), circuit_open_until=at(4, 12, 45), circuit_last_error=E503
+    )
+    by_site = stats.lead_outcomes_by_site(stats.leads_in(window(), partners=only(partner)))
+
+    rows, ranked = stats.site_health(window(), partners=only(partner), by_site=by_site, now=NOW)
+    top, _ = stats.site_health(window(), partners=only(partner), by_site=by_site, now=NOW, limit=2)
+
+    assert [(r.site.pk, r.outcomes.percent, r.circuit["state"], r.last_error) for r in rows] == [
+        (tripped.delivery.lead.site_id, None, "open", E503),
+        (bad.delivery.lead.site_id, 50.0, "closed", E422),
+        (good.delivery.lead.site_id, 100.0, "closed", ""),
+    ]
+    assert ranked == 3
+    assert len(top) == 2

@@ -209,3 +209,41 @@ def test_the_job_page_lists_what_failed_again_and_what_was_skipped(
     assert ">bad@example.com</a>" in attention and "still not valid" in attention
     assert "also-bad@example.com" in attention and "It was cancelled by the time the job reached it." in attention
     assert reverse("portal:lead_detail", args=[partner.slug, failures["bad_email"].lead.lead_id]) in attention
+
+
+# Guarded bulk retry (issue 12)
+
+
+def test_the_matched_deliveries_are_previewed_before_the_retry(acme_client, partner, failures, settings):
+    settings.BULK_RETRY_MAX_DELIVERIES = 10
+    response = acme_client.get(reverse("portal:bulk_retry"), {"partner": partner.slug})
+
+    content = response.content.decode()
+    assert "3 failed or dead deliveries match" in content
+    assert [d.lead.email for d in response.context["preview"]] == [
+        "bad@example.com",
+        "also-bad@example.com",
+        "dead@example.com",
+    ]
+    assert 'id="bulk-preview"' in content and "Real Geeks answered 503: nope" in content
+    assert "theirs@example.com" not in content
+
+
+def test_5xx_and_timeouts_only_leaves_out_what_rg_refused(acme_client, partner, failures, rg):  # noqa: F811
+    timed_out = failed(partner, "slow@example.com", code=503)
+    Delivery.objects.filter(pk=timed_out.pk).update(
+        last_status_code=None, last_attempt_at=timed_out.created, last_error="Timed out"
+    )
+    never_sent = failed(partner, "never@example.com", code=503)
+    Delivery.objects.filter(pk=never_sent.pk).update(last_status_code=None, last_error="Held too long")
+    filters = {"partner": partner.slug, "transient_only": "on"}
+
+    response = acme_client.get(reverse("portal:bulk_retry"), filters)
+    assert "2 failed or dead deliveries match" in response.content.decode()
+    assert {d.lead.email for d in response.context["preview"]} == {"dead@example.com", "slow@example.com"}
+    assert '<input type="hidden" name="transient_only" value="True">' in response.content.decode()
+
+    acme_client.post(reverse("portal:bulk_retry"), {"partner": partner.slug, "transient_only": "True"})
+    job = BulkRetry.objects.get()
+    assert job.total == 2 and job.filters["transient_only"] is True
+    assert set(job.items.values_list("delivery__lead__email", flat=True)) == {"dead@example.com", "slow@example.com"}

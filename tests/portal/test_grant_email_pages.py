@@ -345,10 +345,14 @@ def test_when_the_partner_cannot_be_detected_staff_are_asked_to_choose_and_nothi
 
 def test_a_paste_matching_another_partners_stored_message_reveals_nothing_of_it(acme_client, partner, other_partner):
     stored(PLAIN.replace(b"grants+acme-leads@", b"grants+other-co@"))
+    text = PLAIN.replace(b"grants+acme-leads@", b"grants+other-co@").decode()
 
+    # Its recipient names another partner: first the paste asks to confirm, naming none.
+    warned = acme_client.post(reverse("portal:grant_email_paste"), {"text": text, "partner": partner.slug})
+    assert "which names another partner" in warned.content.decode()
+    assert "Other Co" not in warned.content.decode()
     response = acme_client.post(
-        reverse("portal:grant_email_paste"),
-        {"text": PLAIN.replace(b"grants+acme-leads@", b"grants+other-co@").decode(), "partner": partner.slug},
+        reverse("portal:grant_email_paste"), {"text": text, "partner": partner.slug, "confirm_partner": "on"}
     )
 
     content = response.content.decode()
@@ -456,3 +460,38 @@ def test_messages_stored_before_the_check_say_it_was_not_made(acme_client, partn
     detail = acme_client.get(reverse("portal:grant_email_detail", args=[grant_email.public_id])).content.decode()
 
     assert "Sender not checked" in detail
+
+
+ADDRESSED_TO_OTHER = "To: grants+other-co@portal.example\nSubject: Site access granted\n\n" + PASTED_FRAGMENT
+
+
+def test_a_paste_addressed_to_another_partner_than_the_chosen_one_asks_to_confirm(root_client, partner, other_partner):
+    url = reverse("portal:grant_email_paste")
+
+    response = root_client.post(url, {"text": ADDRESSED_TO_OTHER, "partner": partner.slug})
+
+    assert response.status_code == 200
+    [error] = response.context["form"].errors["partner"]
+    assert "addressed to grants+other-co@portal.example, which names the partner “Other Co”" in error
+    assert 'name="confirm_partner"' in response.content.decode()
+    assert not GrantEmail.objects.exists() and not Site.objects.exists()
+
+    confirmed = root_client.post(url, {"text": ADDRESSED_TO_OTHER, "partner": partner.slug, "confirm_partner": "on"})
+    assert confirmed.status_code == 302
+    assert Site.objects.get(site_uuid=ALOHA).partner == partner
+
+
+def test_a_paste_warning_does_not_name_a_partner_the_user_cannot_see(acme_client, partner, other_partner):
+    response = acme_client.post(
+        reverse("portal:grant_email_paste"), {"text": ADDRESSED_TO_OTHER, "partner": partner.slug}
+    )
+
+    [error] = response.context["form"].errors["partner"]
+    assert "which names another partner" in error and "Other Co" not in response.content.decode()
+    assert not GrantEmail.objects.exists()
+
+
+def test_a_paste_addressed_to_the_chosen_partner_needs_no_confirmation(root_client, partner, other_partner):
+    text = ADDRESSED_TO_OTHER.replace("grants+other-co@", "grants+acme-leads@")
+    response = root_client.post(reverse("portal:grant_email_paste"), {"text": text, "partner": partner.slug})
+    assert response.status_code == 302

@@ -445,3 +445,87 @@ def test_a_delivery_of_another_lead_cannot_be_cancelled_through_this_one(acme_cl
     other = send(partner, "other@example.com")
     response = acme_client.post(url("delivery_cancel", mine, other.deliveries.get().public_id))
     assert response.status_code == 404
+
+
+# Unguarded actions (issue 12)
+
+
+@pytest.mark.parametrize("description", ["", "   \n "])
+def test_an_empty_activity_is_refused_with_a_form_error_and_nothing_is_sent(
+    acme_client, partner, site, send, rg, description
+):
+    lead = send(partner, "kai@example.com")
+    response = acme_client.post(url("lead_activity", lead), {"type": "note", "description": description})
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["description"] == [
+        "Write a description or fill in the property: an empty activity is not sent."
+    ]
+    assert lead.deliveries.count() == 1
+    assert not AuditEntry.objects.exists()
+
+
+def test_resending_a_lead_known_only_from_updates_is_refused_and_offers_edit_and_resend(
+    acme_client, partner, site, rg, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        delivery = lead_submit(
+            partner=partner,
+            site_uuid=SITE_UUID,
+            operation="update_lead",
+            data={"first_name": "Kai"},
+            lead_id=uuid.uuid4(),
+        )
+    lead = Lead.objects.get(pk=delivery.lead_id)
+    calls = len(rg.calls)
+
+    response = acme_client.post(url("lead_resend", lead), follow=True)
+
+    assert response.redirect_chain == [(url("lead_edit", lead), 302)]
+    assert "Not resent: Real Geeks would refuse this lead as a new one" in response.content.decode()
+    assert lead.deliveries.count() == 1
+    assert len(rg.calls) == calls
+    assert not AuditEntry.objects.filter(action="lead.resend").exists()
+
+
+def test_edit_shows_every_error_at_once(acme_client, partner, site, send, rg):
+    lead = send(partner, "kai@example.com", first_name="Kai")
+    data = {**form_data(lead, reason=""), "email": "kai@@example", "phone": "call me", "role": "Landlord"}
+
+    response = acme_client.post(url("lead_edit", lead), {**data, "confirm": "1"})
+
+    errors = response.context["form"].errors
+    assert set(errors) == {"email", "phone", "role", "reason"}, errors
+    assert errors["phone"][0].startswith("Enter a phone number of 7 to 15 digits")
+    assert 'value="call me"' in response.content.decode()
+    assert lead.deliveries.count() == 1
+
+
+def test_patch_refuses_a_phone_that_is_not_one_and_accepts_one_as_typed(acme_client, partner, site, send, rg):
+    lead = send(partner, "kai@example.com")
+
+    refused = acme_client.post(url("lead_patch", lead), form_data(lead, phone="808-555", email="kai@@example"))
+    assert set(refused.context["form"].errors) == {"phone", "email"}
+    assert lead.deliveries.count() == 1
+
+    accepted = acme_client.post(url("lead_patch", lead), form_data(lead, phone="+1 (808) 555-0199"))
+    assert accepted.status_code == 302
+    assert lead.deliveries.order_by("sequence").last().payload == {"phone": "+1 (808) 555-0199"}
+
+
+def test_an_edit_keeps_an_unchanged_phone_even_if_it_would_not_pass_the_phone_rule(
+    acme_client, partner, site, send, rg
+):
+    lead = send(partner, "kai@example.com", phone="808 555 0199 ext 2")
+    response = acme_client.post(url("lead_patch", lead), form_data(lead, first_name="Kai"))
+    assert response.status_code == 302
+
+
+def test_an_activity_shows_every_property_error_at_once(acme_client, partner, site, send, rg):
+    lead = send(partner, "kai@example.com")
+    response = acme_client.post(
+        url("lead_activity", lead),
+        {"type": "property_viewed", "property_full_baths": "two", "property_half_baths": "1.5"},
+    )
+    assert set(response.context["form"].errors) == {"property_full_baths", "property_half_baths"}
+    assert lead.deliveries.count() == 1

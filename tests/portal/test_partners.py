@@ -1,9 +1,12 @@
 import pytest
+from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from grants.models import ApiKey, Partner
+from grants.encryption import decrypt
+from grants.models import PARTNER_NAME_TAKEN, ApiKey, Partner
 from portal.forms import secret_fingerprint
 from portal.models import AuditEntry
+from portal.partner_views import ISSUED_KEY_SESSION
 
 pytestmark = pytest.mark.django_db
 
@@ -130,9 +133,16 @@ def test_an_edit_that_changes_nothing_writes_no_audit_entry(acme_client, partner
 
 
 def test_an_issued_key_secret_is_shown_once_and_works(acme_client, acme_staff, partner):
-    response = acme_client.post(reverse("portal:api_key_issue", args=[partner.slug]), {"label": "CRM production"})
+    issue_url = reverse("portal:api_key_issue", args=[partner.slug])
+    posted = acme_client.post(issue_url, {"label": "CRM production"})
 
     key = ApiKey.objects.get(partner=partner)
+    assert posted.status_code == 302 and posted["Location"] == f"{issue_url}?key={key.key_id}"
+    # Until it is shown, the secret waits in the session, a database row: encrypted, never in clear.
+    waiting = acme_client.session[ISSUED_KEY_SESSION][key.key_id]["secret"]
+    assert ApiKey.objects.authenticate(key.key_id, waiting) is None
+    assert ApiKey.objects.authenticate(key.key_id, decrypt(waiting)) == key
+    response = acme_client.get(posted["Location"])
     secret = response.context["secret"]
     assert response.status_code == 200
     assert secret in response.content.decode()
@@ -185,8 +195,30 @@ def test_revoking_twice_records_one_audit_entry(acme_client, partner):
     assert AuditEntry.objects.filter(action="api_key.revoke").count() == 1
 
 
-def test_key_actions_refuse_get(acme_client, partner):
-    assert acme_client.get(reverse("portal:api_key_issue", args=[partner.slug])).status_code == 405
+def test_key_revoke_refuses_get(acme_client, partner):
+    from grants.services import api_key_issue
+
+    key, _ = api_key_issue(partner=partner)
+    assert acme_client.get(reverse("portal:api_key_revoke", args=[partner.slug, key.key_id])).status_code == 405
+
+
+def test_reloading_the_new_key_page_issues_no_second_key_and_says_the_secret_was_shown(acme_client, partner):
+    posted = acme_client.post(reverse("portal:api_key_issue", args=[partner.slug]), {"label": "CRM"})
+    secret = acme_client.get(posted["Location"]).context["secret"]
+
+    reloaded = acme_client.get(posted["Location"])
+
+    assert ApiKey.objects.filter(partner=partner).count() == 1
+    page = reloaded.content.decode()
+    assert reloaded.status_code == 200 and "already shown" in page and secret not in page
+    assert "no-store" in reloaded["Cache-Control"]
+    assert "portal.issued_api_key" not in acme_client.session
+
+
+def test_the_new_key_page_without_a_key_goes_back_to_the_partner(acme_client, partner):
+    response = acme_client.get(reverse("portal:api_key_issue", args=[partner.slug]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("portal:partner_detail", args=[partner.slug])
 
 
 RG_URL = "https://receivers.leadrouter.realgeeks.com/rest"
@@ -267,3 +299,42 @@ def test_the_partner_page_warns_when_its_stored_url_is_no_longer_allowed(acme_cl
     page = acme_client.get(reverse("portal:partner_detail", args=[partner.slug])).content.decode()
 
     assert "Deliveries are refused" in page
+
+
+# Unique names (issue 12)
+
+
+def test_a_new_partner_cannot_take_another_partners_name_in_any_case(root_client, partner):
+    response = root_client.post(reverse("portal:partner_create"), {**NEW_PARTNER, "name": "ACME leads"})
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["name"] == [PARTNER_NAME_TAKEN]
+    assert Partner.objects.filter(name__iexact="acme leads").count() == 1
+
+
+def test_a_partner_cannot_be_renamed_to_another_partners_name_but_may_change_its_own_case(
+    root_client, partner, other_partner
+):
+    url = reverse("portal:partner_edit", args=[partner.slug])
+
+    refused = root_client.post(url, edit_data(partner, name="other co"))
+    assert refused.context["form"].errors["name"] == [PARTNER_NAME_TAKEN]
+
+    assert root_client.post(url, edit_data(partner, name="ACME LEADS")).status_code == 302
+    assert Partner.objects.get(pk=partner.pk).name == "ACME LEADS"
+
+
+def test_the_admin_refuses_another_partners_name(root_client, partner, other_partner):
+    response = root_client.post(
+        reverse("admin:grants_partner_change", args=[partner.pk]),
+        {"name": "OTHER CO", "slug": partner.slug, "rg_username": partner.rg_username, "is_active": "on"},
+    )
+
+    assert response.status_code == 200
+    assert PARTNER_NAME_TAKEN in response.content.decode()
+    assert Partner.objects.get(pk=partner.pk).name == "Acme Leads"
+
+
+def test_the_database_refuses_two_partners_named_alike(partner):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Partner.objects.create(name="acme LEADS", slug="acme-2", rg_username="a2", rg_password="pw")

@@ -6,8 +6,14 @@ from django.urls import reverse
 from grants.models import Site
 from grants.services import site_grant, site_revoke
 from portal.models import AuditEntry
+from tests.portal import test_lead_pages as pages
 
 pytestmark = pytest.mark.django_db
+
+# Real Geeks at the HTTP edge and leads sent through the real pipeline, as on the leads pages.
+inline_tasks = pages.inline_tasks
+rg = pages.rg
+send = pages.send
 
 SITE_UUID = uuid.UUID("5d9b2f5e-7c1a-4e63-9d0b-2a8c6f1e4b70")
 
@@ -133,3 +139,18 @@ def test_a_partner_without_company_id_says_how_to_get_a_grant_url(acme_client, p
 def test_an_unknown_site_uuid_is_a_404(acme_client, partner):
     assert acme_client.get(reverse("portal:site_detail", args=[partner.slug, uuid.uuid4()])).status_code == 404
     assert acme_client.get(f"/partners/{partner.slug}/sites/not-a-uuid/").status_code == 404
+
+
+def test_granting_a_site_says_how_many_held_deliveries_it_releases_before_and_after(acme_client, partner, send, rg):
+    send(partner, "ana@example.com", site_uuid=SITE_UUID)
+    send(partner, "kai@example.com", site_uuid=SITE_UUID)
+    detail = reverse("portal:site_detail", args=[partner.slug, SITE_UUID])
+
+    page = acme_client.get(detail).content.decode()
+    assert 'data-confirm="Grant this site? Its 2 held deliveries will be sent to Real Geeks at once."' in page
+
+    response = acme_client.post(reverse("portal:site_grant", args=[partner.slug]), {"site_uuid": str(SITE_UUID)})
+
+    assert response["Location"] == detail
+    assert "its 2 held deliveries are released and go out now" in acme_client.get(detail).content.decode()
+    assert (AuditEntry.objects.get(action="site.grant").after or {})["held_released"] == 2
