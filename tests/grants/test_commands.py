@@ -35,10 +35,12 @@ def test_add_partner_prints_the_slug_and_keeps_the_secrets_encrypted():
 
 
 @pytest.mark.django_db
-def test_a_second_partner_with_the_same_name_gets_its_own_slug():
-    args = ["add_partner", "--name", "Twin", "--rg-username", "u", "--rg-password", "p", "--webhook-secret", "s"]
-    assert run(*args) == "twin"
-    assert run(*args) == "twin-2"
+def test_a_second_partner_named_alike_is_refused_and_one_whose_slug_is_taken_gets_its_own():
+    args = ["--rg-username", "u", "--rg-password", "p", "--webhook-secret", "s"]
+    assert run("add_partner", "--name", "Twin", *args) == "twin"
+    with pytest.raises(CommandError, match="Another partner already has this name"):
+        run("add_partner", "--name", "TWIN", *args)
+    assert run("add_partner", "--name", "Twin!", *args) == "twin-2"
 
 
 def test_add_api_key_prints_a_key_that_authenticates_and_stores_only_a_hash(partner):
