@@ -24,6 +24,11 @@ def _fernet(keys: tuple[str, ...]) -> MultiFernet:
         ) from exc
 
 
+def keys_check(keys: list[str]) -> None:
+    """Raise ImproperlyConfigured unless `keys` is a usable key list (settings call this at start-up)."""
+    _fernet(tuple(keys))
+
+
 def _current() -> MultiFernet:
     return _fernet(tuple(settings.FIELD_ENCRYPTION_KEYS))
 

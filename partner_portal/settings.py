@@ -106,16 +106,9 @@ FIELD_ENCRYPTION_KEYS = [
 ]
 # Checked here, at start-up, rather than at the first write of a secret: a mistyped key must
 # stop a deploy, not fail a partner's save hours later.
-if not FIELD_ENCRYPTION_KEYS:
-    raise ImproperlyConfigured("FIELD_ENCRYPTION_KEYS is empty: set at least one Fernet key.")
-for _key in FIELD_ENCRYPTION_KEYS:
-    try:
-        Fernet(_key)
-    except ValueError:
-        raise ImproperlyConfigured(
-            "FIELD_ENCRYPTION_KEYS holds a value that is not a Fernet key "
-            "(32 url-safe base64-encoded bytes, see cryptography's Fernet.generate_key())."
-        ) from None
+from grants.encryption import keys_check  # noqa: E402
+
+keys_check(FIELD_ENCRYPTION_KEYS)
 # Django's own deploy check calls a key weak below 50 characters or 5 distinct ones; in production
 # such a key (or Django's generated `django-insecure-` kind) stops start-up instead of warning.
 if PRODUCTION and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-")):
