@@ -184,7 +184,11 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'p
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     _sqlite_file(str(DATABASES["default"]["NAME"]))
     # WAL lets the web process read while a worker writes; IMMEDIATE takes the write lock at
-    # BEGIN so two writers queue on `timeout` instead of failing with "database is locked".
+    # BEGIN so two writers queue on `timeout` instead of failing with "database is locked", and
+    # the backend queues writers on a lock of its own first, so they go in turn rather than
+    # polling SQLite's lock (partner_portal.sqlite.write_lock says why).
+    if env.bool("SQLITE_WRITE_QUEUE", default=True):
+        DATABASES["default"]["ENGINE"] = "partner_portal.sqlite"
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         "transaction_mode": "IMMEDIATE",

@@ -16,6 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -57,35 +58,52 @@ def incoming(method: str) -> Callable[[Operation], View]:
             # No transaction is open here, so a slow or hanging answer holds no lock.
             if fault and fault.delay_seconds:
                 time.sleep(fault.delay_seconds)
-            if fault and fault.status:
-                answer = Answer(fault.status, {"error": HTTPStatus(fault.status).phrase}, lead_id)
-            elif body is None:
-                # Over DATA_UPLOAD_MAX_MEMORY_SIZE. 400 rather than 413: senders must not retry it.
-                answer = Answer(400, {"error": "Request body is too large."}, lead_id)
-            else:
-                answer = _answer(operation, method, request.method, body, site, lead_id, credentials)
-            response = _response(answer, html_errors=bool(fault and fault.html_errors))
-            if fault and fault.status:
-                # Django logs every 5xx as an ERROR; an injected one is no error of ours.
-                response._has_been_logged = True  # type: ignore[attr-defined]
-            log.request_record(
-                method=request.method or "",
-                path=request.path,
-                site=site,
-                lead_id=answer.lead_id,
-                username=credentials[0] if credentials else "",
-                status=answer.status,
-                router_destinations=request.headers.get(ROUTER_DESTINATIONS, ""),
-                request_body=body or b"",
-                response_body=response.content,
-                fault=fault.label if fault else "",
-                duration_ms=round((time.monotonic() - started) * 1000),
-            )
-            return response
+            # The lead's change and the log line in one transaction: one turn at the embedded
+            # default's SQLite write lock per request, not two.
+            with transaction.atomic():
+                return _answer_and_record(request, operation, method, body, site, lead_id, credentials, fault, started)
 
         return view
 
     return decorate
+
+
+def _answer_and_record(
+    request: HttpRequest,
+    operation: Operation,
+    method: str,
+    body: bytes | None,
+    site: str,
+    lead_id: str,
+    credentials: tuple[str, str] | None,
+    fault: faults.Fault | None,
+    started: float,
+) -> HttpResponse:
+    if fault and fault.status:
+        answer = Answer(fault.status, {"error": HTTPStatus(fault.status).phrase}, lead_id)
+    elif body is None:
+        # Over DATA_UPLOAD_MAX_MEMORY_SIZE. 400 rather than 413: senders must not retry it.
+        answer = Answer(400, {"error": "Request body is too large."}, lead_id)
+    else:
+        answer = _answer(operation, method, request.method, body, site, lead_id, credentials)
+    response = _response(answer, html_errors=bool(fault and fault.html_errors))
+    if fault and fault.status:
+        # Django logs every 5xx as an ERROR; an injected one is no error of ours.
+        response._has_been_logged = True  # type: ignore[attr-defined]
+    log.request_record(
+        method=request.method or "",
+        path=request.path,
+        site=site,
+        lead_id=answer.lead_id,
+        username=credentials[0] if credentials else "",
+        status=answer.status,
+        router_destinations=request.headers.get(ROUTER_DESTINATIONS, ""),
+        request_body=body or b"",
+        response_body=response.content,
+        fault=fault.label if fault else "",
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
+    return response
 
 
 def _answer(

@@ -70,8 +70,13 @@ def faults_reset() -> SandboxFaults:
 
 def fault_take() -> Optional[Fault]:
     """The fault to apply to one Incoming API request, counting it against `remaining`; None when none applies."""
-    faults = SandboxFaults.objects.filter(pk=1).first()
-    if faults is None or not faults.is_active():
+    # Read on every request (a test or a person may change them at any moment, from any
+    # process), so only the columns that decide, and no model built when nothing is active.
+    values = SandboxFaults.objects.filter(pk=1).values_list(*FAULT_FIELDS).first()
+    if values is None:
+        return None
+    faults = SandboxFaults(pk=1, **dict(zip(FAULT_FIELDS, values, strict=True)))
+    if not faults.is_active():
         return None
     if faults.remaining is not None:
         # A conditional UPDATE, so concurrent web processes never hand out more than `remaining`.
