@@ -5,13 +5,15 @@ from typing import Optional
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from grants import rg_url
-from grants.models import ApiKey, GrantEmail, Partner, Site, SiteStatusChange, WebhookEvent
+from grants.models import PARTNER_NAME_TAKEN, ApiKey, GrantEmail, Partner, Site, SiteStatusChange, WebhookEvent
 from grants.signals import site_granted
+
+SLUG_BASE_CHARS = 90
 
 
 def partner_create(
@@ -31,7 +33,10 @@ def partner_create(
     """
     if rg_api_url and (problem := rg_url.refusal(rg_api_url)):
         raise ValidationError({"rg_api_url": problem})
-    base = slugify(name) or "partner"
+    # Room for a "-NN" suffix within the slug's 100 characters, whatever the name's length.
+    base = slugify(name)[:SLUG_BASE_CHARS].strip("-") or "partner"
+    if Partner.objects.filter(name__iexact=name).exists():
+        raise ValidationError({"name": PARTNER_NAME_TAKEN})
     slug, n = base, 2
     # "new" would be shadowed by the dashboard's /partners/new/ page.
     while slug == "new" or Partner.objects.filter(slug=slug).exists():
@@ -47,7 +52,12 @@ def partner_create(
     )
     partner.webhook_secrets = [webhook_secret]
     partner.full_clean()
-    partner.save()
+    try:
+        with transaction.atomic():
+            partner.save()
+    except IntegrityError:
+        # Someone created a partner with this name or slug between the checks and the INSERT.
+        raise ValidationError({"name": PARTNER_NAME_TAKEN}) from None
     return partner
 
 

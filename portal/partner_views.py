@@ -1,6 +1,7 @@
 """Partners and their API keys: list, create, edit with write-only secrets, issue and revoke keys."""
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
@@ -57,17 +58,23 @@ def partner_create(request: HttpRequest) -> HttpResponse:
     # Superusers only: a new partner has no staff yet, so nobody else could see what they made.
     form = PartnerCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            partner = services.partner_create(**form.cleaned_data)
-            audit_record(
-                actor=acting_user(request),
-                action="partner.create",
-                obj=partner,
-                partner=partner,
-                after={**partner_snapshot(partner), "rg_password": MASK_SET, "webhook_secrets": {"count": 1}},
-            )
-        messages.success(request, f"Partner “{partner.name}” created.")
-        return redirect("portal:partner_detail", slug=partner.slug)
+        try:
+            with transaction.atomic():
+                partner = services.partner_create(**form.cleaned_data)
+                audit_record(
+                    actor=acting_user(request),
+                    action="partner.create",
+                    obj=partner,
+                    partner=partner,
+                    after={**partner_snapshot(partner), "rg_password": MASK_SET, "webhook_secrets": {"count": 1}},
+                )
+        except ValidationError as error:
+            # A partner of the same name created meanwhile, or a field the model refuses.
+            for field, problems in error.message_dict.items():
+                form.add_error(field if field in form.fields else None, problems)
+        else:
+            messages.success(request, f"Partner “{partner.name}” created.")
+            return redirect("portal:partner_detail", slug=partner.slug)
     return render(request, "portal/partner_form.html", {"form": form, "section": "partners", "creating": True})
 
 

@@ -1,7 +1,9 @@
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from grants import services as grant_services
 from grants.encryption import decrypt
 from grants.models import PARTNER_NAME_TAKEN, ApiKey, Partner
 from portal.forms import secret_fingerprint
@@ -338,3 +340,22 @@ def test_the_admin_refuses_another_partners_name(root_client, partner, other_par
 def test_the_database_refuses_two_partners_named_alike(partner):
     with pytest.raises(IntegrityError), transaction.atomic():
         Partner.objects.create(name="acme LEADS", slug="acme-2", rg_username="a2", rg_password="pw")
+
+
+def test_a_partner_with_a_200_character_name_gets_a_slug_that_fits(root_client):
+    name = "Long " * 40  # 200 characters, the most a name may have
+
+    response = root_client.post(reverse("portal:partner_create"), {**NEW_PARTNER, "name": name.strip()})
+
+    partner = Partner.objects.get(name=name.strip())
+    assert response.status_code == 302 and len(partner.slug) <= 100
+    assert root_client.get(reverse("portal:partner_detail", args=[partner.slug])).status_code == 200
+
+
+def test_the_service_refuses_a_name_taken_in_another_case_with_a_field_error(partner):
+    with pytest.raises(ValidationError) as refused:
+        grant_services.partner_create(
+            name=partner.name.upper(), rg_username="u", rg_password="p", webhook_secret="s" * 32
+        )
+
+    assert refused.value.message_dict == {"name": [PARTNER_NAME_TAKEN]}
