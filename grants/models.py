@@ -328,6 +328,13 @@ class WebhookEvent(models.Model):
             models.Index(fields=["state", "received_at"], name="webhook_event_state_received"),
             # The callbacks page lists one partner's newest events first.
             models.Index(fields=["partner", "-received_at"], name="webhook_event_partner_recv"),
+            # A lead's page lists RG's newest callbacks about that lead. Partial: most callbacks
+            # (user and site events) name no lead and need not pay for this index.
+            models.Index(
+                fields=["partner", "lead_id", "-received_at"],
+                name="webhook_event_lead_recv",
+                condition=models.Q(lead_id__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

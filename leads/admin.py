@@ -3,7 +3,7 @@ write a delivery and its audit entry); attempts and bulk jobs are logs."""
 
 from django.contrib import admin
 
-from leads.models import BulkRetry, BulkRetryItem, Delivery, DeliveryAttempt, Lead
+from leads.models import AttemptHour, BulkRetry, BulkRetryItem, Delivery, DeliveryAttempt, Lead
 from portal.admin import PartnerScopedAdmin, ReadOnlyAdmin
 
 DELIVERY_FIELDS = ("sequence", "operation", "status", "attempt_count", "last_status_code", "last_error")
@@ -73,3 +73,13 @@ class BulkRetryItemAdmin(ReadOnlyAdmin, PartnerScopedAdmin):
     partner_path = "job__partner"
     list_display = ["job", "delivery", "result", "note"]
     list_filter = ["result"]
+
+
+@admin.register(AttemptHour)
+class AttemptHourAdmin(ReadOnlyAdmin, PartnerScopedAdmin):
+    """The overview's hourly rollup, to check a figure against: `rollup_rebuild` recomputes it."""
+
+    list_display = ["hour", "partner", "outcome", "response_status", "error", "attempts", "duration_ms_max"]
+    list_filter = ["outcome", "partner"]
+    date_hierarchy = "hour"
+    show_full_result_count = False

@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from grants.models import Site
 from grants.services import site_mark_doubtful
-from leads import batch_update, circuit, metrics, queue, realgeeks, retry
+from leads import batch_update, circuit, metrics, queue, realgeeks, retry, rollup
 from leads.models import CREATING_OPERATIONS, Delivery, DeliveryAttempt, lead_summary_from
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ class Claimed:
     attempt_number: int
     budget_used: int  # attempts since a person last retried it, this one included
     call: realgeeks.Call
+    attempt_started: datetime  # the attempt row's `started`: the hour the rollup counts it in
     lead_id: Optional[uuid.UUID] = None  # the lead's public id, for the log lines
 
 
@@ -320,11 +321,24 @@ def _park(
 
 
 def _interrupted_mark(candidates: list[_Candidate]) -> None:
-    """Attempts left in progress by a worker that died: say so before a new attempt starts."""
-    if candidates:
-        DeliveryAttempt.objects.filter(
-            delivery_id__in=[c.delivery_id for c in candidates], outcome=DeliveryAttempt.Outcome.STARTED
-        ).update(outcome=DeliveryAttempt.Outcome.INTERRUPTED, error=INTERRUPTED)
+    """Attempts left in progress by a worker that died: say so before a new attempt starts, and
+    count them in the rollup (one UPDATE ... RETURNING, one upsert)."""
+    if not candidates:
+        return
+    partner_of = {c.delivery_id: c.partner_id for c in candidates}
+    where, params = batch_update.in_list("delivery_id", list(partner_of))
+    interrupted = DeliveryAttempt.Outcome.INTERRUPTED
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE leads_deliveryattempt SET outcome = %s, error = %s WHERE {where} AND outcome = %s"  # noqa: S608
+            " RETURNING delivery_id, started",
+            [interrupted, INTERRUPTED, *params, DeliveryAttempt.Outcome.STARTED],
+        )
+        reaped = cursor.fetchall()
+    rollup.attempts_count(
+        rollup.Finished(partner_of[pk], rollup.datetime_from_row(started), interrupted, None, INTERRUPTED, None)
+        for pk, started in reaped
+    )
 
 
 def _attempts_start(chosen: list[_Candidate], now: datetime, credentials_for: CredentialsFor) -> list[Claimed]:
@@ -362,6 +376,7 @@ def _attempts_start(chosen: list[_Candidate], now: datetime, credentials_for: Cr
             attempt_number=c.attempt_count + 1,
             budget_used=c.attempt_count + 1 - c.attempts_before_retry,
             call=call,
+            attempt_started=now,
             lead_id=c.lead_id,
         )
         for (c, call), attempt_id in zip(prepared, attempt_ids, strict=True)
@@ -402,6 +417,7 @@ def deliveries_record(finished: list[tuple[Claimed, realgeeks.Outcome]], *, toke
     with transaction.atomic():
         leads = leads_lock({claimed.lead_pk for claimed, _ in finished})
         owned = set(_deliveries_finish(finished, verdicts, token=token, now=now))
+        taken_back = _interrupted_meanwhile([c for c, _ in finished if c.delivery_id not in owned])
         _attempts_finish(finished, verdicts)
         mine = [(claimed, outcome) for claimed, outcome in finished if claimed.delivery_id in owned]
         if len(mine) < len(finished):
@@ -411,6 +427,9 @@ def deliveries_record(finished: list[tuple[Claimed, realgeeks.Outcome]], *, toke
             )
         finished_leads = {c.lead_pk for c, _ in mine if verdicts[c.delivery_id].status in Delivery.TERMINAL_STATUSES}
         leads_summarise({pk: leads[pk] for pk in {c.lead_pk for c, _ in mine}}, release_waiting_of=finished_leads)
+        # Last before the commit: every pump's batches add to the same few rows of the current
+        # hour, and their row locks are held from here to the commit.
+        rollup.attempts_count([*_rollup_finished(finished, verdicts), *taken_back])
     circuit.circuits_record(
         (circuit.SiteOutcome(c.site_id, _trips_circuit(o), o.error_message) for c, o in mine),
         failures_before={c.site_id: c.site_failures for c, _ in mine},
@@ -441,6 +460,43 @@ def deliveries_record(finished: list[tuple[Claimed, realgeeks.Outcome]], *, toke
     return {c.delivery_id: verdicts[c.delivery_id].status for c, _ in mine}
 
 
+def _rollup_finished(
+    finished: list[tuple[Claimed, realgeeks.Outcome]], verdicts: dict[int, retry.Verdict]
+) -> Iterable[rollup.Finished]:
+    """The batch's attempts as the rollup counts them (their rows were just given these values)."""
+    for claimed, outcome in finished:
+        yield rollup.Finished(
+            partner_id=claimed.partner_id,
+            started=claimed.attempt_started,
+            outcome=verdicts[claimed.delivery_id].outcome,
+            status=outcome.status,
+            error=outcome.error_message[:500],
+            duration_ms=outcome.duration_ms,
+        )
+
+
+def _interrupted_meanwhile(lost: list[Claimed]) -> list[rollup.Finished]:
+    """Lost claims' attempts that the pump which took their deliveries over marked interrupted
+    (and counted so): each gets its real outcome now, so the rollup takes the interrupted count
+    back. Rare (a lease ran out mid-call), so the extra query is only made then."""
+    if not lost:
+        return []
+    by_attempt = {c.attempt_id: c for c in lost}
+    where, params = batch_update.in_list("id", list(by_attempt))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM leads_deliveryattempt WHERE {where} AND outcome = %s",  # noqa: S608
+            [*params, DeliveryAttempt.Outcome.INTERRUPTED],
+        )
+        interrupted = [by_attempt[row[0]] for row in cursor.fetchall()]
+    return [
+        rollup.Finished(
+            c.partner_id, c.attempt_started, DeliveryAttempt.Outcome.INTERRUPTED, None, INTERRUPTED, None, sign=-1
+        )
+        for c in interrupted
+    ]
+
+
 def _verdict(claimed: Claimed, outcome: realgeeks.Outcome, now: datetime) -> retry.Verdict:
     if outcome.error is None:
         return retry.DELIVERED
@@ -463,6 +519,7 @@ _ATTEMPT_RESULT = (
     batch_update.Column("duration_ms", "integer"),
     batch_update.Column("response_status", "integer"),
     batch_update.Column("response_body", "text"),
+    batch_update.Column("response_headers", "jsonb"),
     batch_update.Column("error", "text"),
     batch_update.Column("outcome", "text"),
     batch_update.Column("next_attempt_at", "timestamptz"),
@@ -510,6 +567,8 @@ def _deliveries_finish(
 
 def _attempts_finish(finished: list[tuple[Claimed, realgeeks.Outcome]], verdicts: dict[int, retry.Verdict]) -> None:
     stamp = connection.ops.adapt_datetimefield_value
+    # Already redacted and bounded by leads.realgeeks (leads.headers); {} when no answer came.
+    headers = DeliveryAttempt._meta.get_field("response_headers")
     rows = []
     for claimed, outcome in finished:
         verdict = verdicts[claimed.delivery_id]
@@ -519,6 +578,7 @@ def _attempts_finish(finished: list[tuple[Claimed, realgeeks.Outcome]], verdicts
                 outcome.duration_ms,
                 outcome.status,
                 (outcome.body or "")[: settings.ATTEMPT_BODY_MAX_CHARS],
+                headers.get_db_prep_value(outcome.headers, connection),
                 outcome.error_message[:500],
                 verdict.outcome,
                 stamp(verdict.next_attempt_at),

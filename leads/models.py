@@ -10,9 +10,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from grants.models import Site
+from leads.search import PhoneDigits, phone_digits
 
 
 class Operation(models.TextChoices):
@@ -48,8 +51,11 @@ class LeadQuerySet(models.QuerySet["Lead"]):
 
     def search(self, text: str) -> "LeadQuerySet":
         """What staff typed, in any case. A whole email address, lead id or site UUID is looked up
-        exactly, on an index; other text matches anywhere in the email, name or phone, which reads
-        the leads newest first until a page is full (so a rare word reads many of them)."""
+        exactly, on an index. A phone number or part of one (leads.search.phone_digits) matches
+        the leads whose phone has those digits, however either was punctuated: on PostgreSQL a
+        trigram index finds them, so it searches the phone only. Other text matches anywhere in
+        the email, name or phone, which reads the leads newest first until a page is full (so a
+        rare word reads many of them)."""
         text = text.strip()
         if not text:
             return self
@@ -58,6 +64,9 @@ class LeadQuerySet(models.QuerySet["Lead"]):
         try:
             value = uuid.UUID(text)
         except ValueError:
+            digits = phone_digits(text)
+            if digits is not None:
+                return self.alias(phone_digits=PhoneDigits("phone")).filter(phone_digits__contains=digits)
             return self.filter(Q(email__icontains=text) | Q(name__icontains=text) | Q(phone__icontains=text))
         # One indexed lookup or the other: an OR of the two would make the database walk every
         # lead. A lead id that is also a site UUID would be a sender's mistake; the site wins.
@@ -425,6 +434,15 @@ class DeliveryAttempt(models.Model):
     request_body = models.TextField(blank=True)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.TextField(blank=True, help_text="Truncated to ATTEMPT_BODY_MAX_CHARS.")
+    # db_default too: the engine's batch INSERT (leads.delivery) names only the columns it knows
+    # at the start of a call, and a constant default adds the column without a table rewrite.
+    response_headers = models.JSONField(
+        default=dict,
+        db_default={},
+        blank=True,
+        help_text="RG's response headers, secrets redacted and size bounded (leads.headers); "
+        "empty when no answer came, for attempts made before they were stored, and once pruned.",
+    )
     error = models.CharField(max_length=500, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.STARTED)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -522,3 +540,77 @@ class BulkRetryItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delivery_id} in {self.job_id}: {self.result}"
+
+
+# Upper bounds (ms) of the attempt-duration histogram's buckets, Prometheus style: each `le_<bound>`
+# column counts the timed attempts that took that long or less, and `timed` is the +Inf bucket.
+# Narrow where RG usually answers (tens to hundreds of ms), so estimated percentiles are close.
+DURATION_BUCKETS_MS = (25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 20000)
+
+
+def _duration_bucket(bound: int) -> models.IntegerField:
+    return models.IntegerField(default=0, help_text=f"Timed attempts that took {bound} ms or less.")
+
+
+class AttemptHour(models.Model):
+    """Finished attempts (every outcome but STARTED) counted per hour they started in, partner,
+    outcome and failure reason: the overview reads these few rows instead of the attempts.
+
+    leads.rollup keeps it current (the engine adds each recorded batch in the same transaction)
+    and rebuilds it from the attempts (`manage.py rollup_rebuild`). Retention does not prune it:
+    a row is an hour's summary, a few dozen a day per partner, and attempts are never deleted.
+    """
+
+    hour = models.DateTimeField(help_text="The first instant of the UTC hour the attempts started in.")
+    # No index of its own: the key below starts with the hour, which every reader bounds.
+    partner = models.ForeignKey("grants.Partner", on_delete=models.CASCADE, related_name="+", db_index=False)
+    outcome = models.CharField(max_length=16, choices=DeliveryAttempt.Outcome.choices)
+    response_status = models.PositiveSmallIntegerField(
+        default=0, help_text="RG's HTTP status; 0 when no answer came (not NULL, so the key below matches it)."
+    )
+    error = models.CharField(max_length=500, blank=True, help_text="The attempts' error summary, as stored on them.")
+    attempts = models.IntegerField(default=0)
+    last_started = models.DateTimeField(help_text="When the latest of these attempts started.")
+    timed = models.IntegerField(default=0, help_text="Attempts with a duration (the histogram's +Inf bucket).")
+    duration_ms_sum = models.BigIntegerField(default=0)
+    duration_ms_max = models.IntegerField(default=0)
+    le_25 = _duration_bucket(25)
+    le_50 = _duration_bucket(50)
+    le_75 = _duration_bucket(75)
+    le_100 = _duration_bucket(100)
+    le_150 = _duration_bucket(150)
+    le_200 = _duration_bucket(200)
+    le_250 = _duration_bucket(250)
+    le_300 = _duration_bucket(300)
+    le_400 = _duration_bucket(400)
+    le_500 = _duration_bucket(500)
+    le_750 = _duration_bucket(750)
+    le_1000 = _duration_bucket(1000)
+    le_1500 = _duration_bucket(1500)
+    le_2000 = _duration_bucket(2000)
+    le_3000 = _duration_bucket(3000)
+    le_5000 = _duration_bucket(5000)
+    le_10000 = _duration_bucket(10000)
+    le_20000 = _duration_bucket(20000)
+
+    class Meta:
+        constraints = [
+            # The upsert's conflict target (leads.rollup), and the overview's range on `hour`.
+            models.UniqueConstraint(
+                fields=["hour", "partner", "outcome", "response_status", "error"], name="attempt_hour_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hour:%Y-%m-%d %H}:00 partner {self.partner_id} {self.outcome}: {self.attempts}"
+
+
+@receiver(post_save, sender=DeliveryAttempt, dispatch_uid="leads.attempt_hour_count_saved")
+def _attempt_hour_count_saved(sender: Any, instance: DeliveryAttempt, created: bool, raw: bool, **kwargs: Any) -> None:
+    """An attempt saved through the ORM with its outcome already final (scripts, demo data, tests)
+    is counted like one the engine records; the engine writes attempts in raw batches and counts
+    those itself. Fixtures (`raw`) are left to `manage.py rollup_rebuild`."""
+    if created and not raw and instance.outcome != DeliveryAttempt.Outcome.STARTED:
+        from leads import rollup  # leads.rollup imports these models
+
+        rollup.attempt_saved(instance)

@@ -18,6 +18,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Optional
@@ -29,6 +30,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from grants import rg_url
+from leads.headers import response_headers_kept
 
 logger = logging.getLogger(__name__)
 
@@ -57,10 +59,11 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Reply:
-    """A 2xx answer."""
+    """A 2xx answer; `headers` as leads.headers keeps them (secrets redacted, size bounded)."""
 
     status: int
     text: str
+    headers: dict[str, str] = field(default_factory=dict, compare=False)
 
     def json(self) -> Any:
         return json.loads(self.text) if self.text.strip() else None
@@ -77,6 +80,7 @@ class RealGeeksError(Exception):
         body: str = "",
         permanent: bool = False,
         retry_after: Optional[float] = None,
+        headers: Optional[dict[str, str]] = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -84,6 +88,8 @@ class RealGeeksError(Exception):
         self.body = body
         self.permanent = permanent
         self.retry_after = retry_after
+        # An error status's headers, kept as Reply.headers; empty when no answer came.
+        self.headers = headers or {}
 
 
 _session: Optional[requests.Session] = None
@@ -267,13 +273,28 @@ def _exception_name(exc: Exception) -> str:
 
 
 def _reply_or_raise(response: requests.Response) -> Reply:
-    return reply_or_raise(response.status_code, response.text, response.reason, response.headers.get("Retry-After"))
+    return reply_or_raise(
+        response.status_code,
+        response.text,
+        response.reason,
+        response.headers.get("Retry-After"),
+        headers=response.headers.items(),
+    )
 
 
-def reply_or_raise(status: int, text: str, reason: Optional[str], retry_after: Optional[str]) -> Reply:
-    """RG's answer as a Reply (2xx) or the RealGeeksError that says what it means."""
+def reply_or_raise(
+    status: int,
+    text: str,
+    reason: Optional[str],
+    retry_after: Optional[str],
+    *,
+    headers: Iterable[tuple[str, str]] = (),
+) -> Reply:
+    """RG's answer as a Reply (2xx) or the RealGeeksError that says what it means; either keeps
+    the answer's headers redacted and bounded (leads.headers), never in clear."""
+    kept = response_headers_kept(headers)
     if 200 <= status < 300:
-        return Reply(status, text)
+        return Reply(status, text, kept)
     message = f"Real Geeks answered {status}: {error_message(text) or reason or 'no reason given'}"
     raise RealGeeksError(
         message[:300],
@@ -281,6 +302,7 @@ def reply_or_raise(status: int, text: str, reason: Optional[str], retry_after: O
         body=text,
         permanent=status in PERMANENT_STATUSES,
         retry_after=retry_after_seconds(retry_after) if status == 429 else None,
+        headers=kept,
     )
 
 
@@ -362,6 +384,13 @@ class Outcome:
     @property
     def error_message(self) -> str:
         return self.error.message if self.error is not None else ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """RG's response headers, already redacted; empty when no answer came."""
+        if self.reply is not None:
+            return self.reply.headers
+        return self.error.headers if self.error is not None else {}
 
 
 class ThreadSender:
@@ -448,6 +477,7 @@ class AsyncioSender:
                         body.decode("utf-8", errors="replace"),
                         response.reason,
                         response.headers.get("Retry-After"),
+                        headers=response.headers.items(),
                     )
             except aiohttp.ConnectionTimeoutError:
                 raise RealGeeksError(f"Could not connect to Real Geeks within {connect:g} s") from None

@@ -3,10 +3,16 @@ rate, latency percentiles, the top failure reasons, held deliveries by site, the
 and the leads accepted in the window by their status now (the eventual delivery rate, overall
 and per site), the backlog of due deliveries.
 
-Every query is bounded by the window (on the `attempt_window` index) or by a LIMIT, so the page
-costs the same with 3 million attempts as with 3 thousand. `partners` scopes each function: a
-QuerySet of the partners counted, or None for all of them (a superuser's view, which saves the
-join through delivery and lead).
+The attempt numbers come two ways. The overview reads the hourly rollup (`*_from_rollup`,
+leads.rollup): a few rows per hour whatever the traffic, percentiles estimated from duration
+buckets. The functions over an attempts QuerySet count the attempts themselves, exactly, on the
+`attempt_window` index: they define what the rollup must equal, and its tests compare the two.
+The failure reasons' retry links (`retryable_by_reason`) stay on the window's final attempts:
+they need each delivery's status now, and final attempts are few.
+
+Every query is bounded by the window or by a LIMIT. `partners` scopes each function: a QuerySet
+of the partners counted, or None for all of them (a superuser's view, which saves the join
+through delivery and lead).
 """
 
 import math
@@ -16,10 +22,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Optional
 
 from django.db import models
-from django.db.models import Count, F, Func, IntegerField, Max, Q, QuerySet
+from django.db.models import Count, F, Func, IntegerField, Max, Q, QuerySet, Sum
 from django.db.models.functions import RowNumber
 
 from grants.models import Partner, Site, WebhookEvent
+from leads import rollup
 from leads.circuit import circuit_state
 from leads.models import Delivery, DeliveryAttempt, Lead
 
@@ -118,6 +125,21 @@ def attempts_by_hour(attempts: QuerySet[DeliveryAttempt], window: Window) -> lis
     return [Hour(start=hour, counts=counts.get(hour, {})) for hour in window.hours()]
 
 
+def attempts_by_hour_from_rollup(window: Window, *, partners: Partners) -> list[Hour]:
+    """`attempts_by_hour` of the window's finished attempts, from the rollup (in-flight attempts,
+    outcome STARTED, are counted once they finish)."""
+    rows = (
+        rollup.hours_in(window.start, window.end, partners=partners)
+        .values("hour", "outcome")
+        .annotate(n=Sum("attempts"))
+    )
+    counts: dict[datetime, dict[str, int]] = {}
+    for row in rows:
+        if row["n"]:
+            counts.setdefault(row["hour"], {})[row["outcome"]] = row["n"]
+    return [Hour(start=hour, counts=counts.get(hour, {})) for hour in window.hours()]
+
+
 @dataclass(frozen=True)
 class SuccessRate:
     delivered: int
@@ -145,6 +167,7 @@ class Latency:
     count: int
     median_ms: Optional[int]
     p95_ms: Optional[int]
+    estimated: bool = False  # read from duration buckets (`latency_from_rollup`), not ranked exactly
 
 
 def latency(attempts: QuerySet[DeliveryAttempt]) -> Latency:
@@ -168,6 +191,24 @@ def latency(attempts: QuerySet[DeliveryAttempt]) -> Latency:
     )
     by_rank = dict(ranked)
     return Latency(count=count, median_ms=by_rank[median], p95_ms=by_rank[p95])
+
+
+def latency_from_rollup(window: Window, *, partners: Partners) -> Latency:
+    """`latency`'s median and 95th percentile, estimated from the rollup's duration buckets in one
+    query (leads.rollup.Histogram: within the bucket that holds the rank, linearly)."""
+    sums = rollup.hours_in(window.start, window.end, partners=partners).aggregate(
+        timed=Sum("timed"),
+        max_ms=Max("duration_ms_max"),
+        **{column: Sum(column) for column in rollup.BUCKET_COLUMNS},
+    )
+    histogram = rollup.Histogram(
+        count=sums["timed"] or 0,
+        below=[sums[column] or 0 for column in rollup.BUCKET_COLUMNS],
+        max_ms=sums["max_ms"] or 0,
+    )
+    return Latency(
+        count=histogram.count, median_ms=histogram.quantile(50), p95_ms=histogram.quantile(95), estimated=True
+    )
 
 
 @dataclass(frozen=True)
@@ -204,6 +245,30 @@ def failure_reasons(attempts: QuerySet[DeliveryAttempt], *, limit: int = 8) -> l
     return [
         FailureReason(
             status=row["response_status"], error=row["error"], count=row["n"], last_seen=row["last"], final=row["final"]
+        )
+        for row in rows
+    ]
+
+
+def failure_reasons_from_rollup(window: Window, *, partners: Partners, limit: int = 8) -> list[FailureReason]:
+    """`failure_reasons` of the window, from the rollup: the same counts, exactly."""
+    rows = (
+        rollup.hours_in(window.start, window.end, partners=partners)
+        .filter(outcome__in=FAILURE_OUTCOMES)
+        .values("response_status", "error")
+        .annotate(
+            n=Sum("attempts"), last=Max("last_started"), final=Sum("attempts", filter=Q(outcome__in=FINAL_OUTCOMES))
+        )
+        .filter(n__gt=0)
+        .order_by("-n", "-last", "error")[:limit]
+    )
+    return [
+        FailureReason(
+            status=row["response_status"] or None,  # the rollup keeps "no answer" as 0
+            error=row["error"],
+            count=row["n"],
+            last_seen=row["last"],
+            final=row["final"] or 0,
         )
         for row in rows
     ]

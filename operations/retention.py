@@ -3,6 +3,7 @@
 Three rules, each an age setting (0 keeps bodies forever):
 
     attempt_bodies   DeliveryAttempt.request_body and response_body  RETENTION_ATTEMPT_BODY_DAYS
+                     (and response_headers, emptied)
     callback_bodies  WebhookEvent.body, once processed or set aside  RETENTION_CALLBACK_BODY_DAYS
     grant_emails     GrantEmail.raw, once granted or decided by staff RETENTION_GRANT_EMAIL_DAYS
 
@@ -63,6 +64,9 @@ class Rule:
     # A rule whose rows cannot become prunable after their time has passed (no "waiting for review")
     # remembers how far it got; the others read from their oldest row each time.
     remembers: bool = True
+    # Fields emptied with the bodies, as (name, empty value): no note fits a JSON field, so the
+    # page reads the body's note and `pruned_field` to say why they are empty.
+    emptied_fields: tuple[tuple[str, Any], ...] = ()
 
     @property
     def days(self) -> int:
@@ -95,6 +99,7 @@ RULES = (
         pruned_field="bodies_pruned_at",
         body_fields=("request_body", "response_body"),
         binary=False,
+        emptied_fields=(("response_headers", {}),),
         # Index attempt_window (started, ...). An attempt left "started" that long ago was
         # interrupted: it is pruned too.
         partitions=(Q(),),
@@ -236,7 +241,7 @@ def _rule_prune(result: PruneResult, *, now: datetime, batch: int, budget: _Budg
     start = _start(rule)
     started = time.monotonic()
     note: Any = rule.note().encode() if rule.binary else rule.note()
-    changes = {**dict.fromkeys(rule.body_fields, note), rule.pruned_field: now}
+    changes = {**dict.fromkeys(rule.body_fields, note), **dict(rule.emptied_fields), rule.pruned_field: now}
     single = len(rule.partitions) == 1
     next_mark = time.monotonic() + MARK_INTERVAL
     for partition in rule.partitions:

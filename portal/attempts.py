@@ -1,17 +1,21 @@
-"""The engineer's view of a delivery attempt: the request headers the portal sent (secrets
-redacted), the body as a cURL command, what changed in the body since the previous attempt, and
-the line of the field RG's error message names. Pure functions over stored text."""
+"""The engineer's view of a delivery attempt: the request headers the portal sent and the
+response headers RG answered with (secrets redacted), the body as a cURL command, what changed
+in the body since the previous attempt, and the line of the field RG's error message names.
+Pure functions over stored values: no query."""
 
 import difflib
 import json
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
+
+from django.conf import settings
 
 from leads import realgeeks
+from leads.headers import REDACTED, is_secret
+from leads.models import DeliveryAttempt
 from portal.curl import curl_command
 
-REDACTED = "[redacted]"
 # RG names a field in quotes ("Property field 'full_baths' is not a valid integer.") or, in
 # older messages, as the message's first word ("email is invalid").
 _QUOTED = re.compile(r"'([A-Za-z_][\w.\[\]]*)'")
@@ -37,6 +41,33 @@ def request_headers(*, has_body: bool, router_destinations: str) -> list[tuple[s
     headers.extend(realgeeks.delivery_headers(router_destinations=router_destinations))
     headers.append(("Authorization", f"Basic {REDACTED}"))
     return headers
+
+
+@dataclass(frozen=True)
+class ResponseHeaders:
+    """RG's response headers as the page lists them, or `note` saying why there are none."""
+
+    headers: list[tuple[str, str]]
+    note: str
+
+
+def response_headers(attempt: DeliveryAttempt) -> ResponseHeaders:
+    """The attempt's stored response headers, by name. Stored already redacted (leads.headers);
+    redacted again here, so a row written some other way still shows no secret."""
+    if attempt.bodies_pruned_at is not None:
+        # The prune wrote its note, with the age that applied then, where the body was.
+        body = attempt.response_body
+        days = settings.RETENTION_ATTEMPT_BODY_DAYS
+        return ResponseHeaders([], body if body.startswith("(pruned") else f"(pruned after {days} days)")
+    if attempt.response_status is None:
+        in_progress = attempt.outcome == DeliveryAttempt.Outcome.STARTED
+        return ResponseHeaders([], "(in progress)" if in_progress else "(no answer came)")
+    stored: Any = attempt.response_headers
+    if not isinstance(stored, dict) or not stored:
+        # Every HTTP answer has some headers: none means the attempt predates storing them.
+        return ResponseHeaders([], "(not recorded)")
+    shown = [(str(name), REDACTED if is_secret(str(name)) else str(value)) for name, value in stored.items()]
+    return ResponseHeaders(sorted(shown, key=lambda pair: pair[0].lower()), "")
 
 
 def pretty(text: str) -> str:

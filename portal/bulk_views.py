@@ -3,6 +3,7 @@ follow the job's progress on a page that polls a small JSON endpoint."""
 
 import uuid
 from typing import Any, Optional
+from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
@@ -10,6 +11,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -203,6 +205,8 @@ def bulk_retry_detail(request: HttpRequest, public_id: uuid.UUID) -> HttpRespons
         "skipped": items.filter(result=BulkRetryItem.Result.SKIPPED)[:DETAIL_ROWS],
         "filters": _filter_rows(job),
         "limit": settings.BULK_RETRY_MAX_DELIVERIES,
+        # Each count links to its leads: the leads list's `bulk` and `bulk_result` filters.
+        "leads_url": f"{reverse('portal:lead_list')}?{urlencode({'partner': job.partner.slug, 'bulk': job.public_id})}",
         "section": "bulk",
     }
     return render(request, "portal/bulk_retry_detail.html", context)

@@ -8,6 +8,7 @@ import json
 import uuid
 from typing import Any, Optional, TypeVar
 
+from django import forms
 from django.contrib import messages
 from django.db import models, transaction
 from django.db.models import Q, QuerySet
@@ -21,7 +22,7 @@ from grants.destination import CallbackProblem
 from grants.models import Partner, Site, WebhookEvent, WebhookRejection
 from portal.access import acting_user, partners_visible_to, staff_required
 from portal.audit import audit_record
-from portal.grant_forms import CallbackFilterForm
+from portal.grant_forms import UUID_EXAMPLE, CallbackFilterForm
 from portal.models import AuditEntry
 
 PAGE_SIZE = 50
@@ -56,6 +57,17 @@ def cursor_row(queryset: QuerySet[M], value: str) -> Optional[M]:
     return queryset.filter(public_id=public_id).first()
 
 
+class CallbackListForm(CallbackFilterForm):
+    """The list's filters plus one lead: a lead's page links here for all its callbacks."""
+
+    lead = forms.UUIDField(
+        label="Lead id",
+        required=False,
+        error_messages={"invalid": f"That is not a lead id. It looks like {UUID_EXAMPLE} (32 hexadecimal digits)."},
+        widget=forms.TextInput(attrs={"placeholder": UUID_EXAMPLE, "spellcheck": "false"}),
+    )
+
+
 def _visible_events(request: HttpRequest) -> QuerySet[WebhookEvent]:
     return WebhookEvent.objects.filter(partner__in=partners_visible_to(request.user))
 
@@ -79,7 +91,7 @@ def _known_sites(events: list[WebhookEvent]) -> dict[tuple[int, Optional[uuid.UU
 def callback_list(request: HttpRequest) -> HttpResponse:
     partners = partners_visible_to(request.user).order_by("name")
     actions = sorted(destination.KNOWN_ACTIONS)
-    form = CallbackFilterForm(request.GET or None, partners=partners, actions=actions)
+    form = CallbackListForm(request.GET or None, partners=partners, actions=actions)
     # The body and headers stay in the database: a list of fifty never needs them.
     events = _visible_events(request).select_related("partner").defer("body", "headers")
     shown_partners = partners
@@ -94,6 +106,8 @@ def callback_list(request: HttpRequest) -> HttpResponse:
             events = events.filter(state=data["state"])
         if data["site"]:
             events = events.filter(site_uuid=data["site"])
+        if data["lead"]:
+            events = events.filter(lead_id=data["lead"])
     elif form.is_bound:
         # A bad filter (a mistyped site UUID) shows its message and no rows rather than all of them.
         events = events.none()

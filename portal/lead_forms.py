@@ -8,10 +8,12 @@ from typing import Any, Optional
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
 
 from grants.models import Partner
 from leads import stats
-from leads.models import Lead, Operation
+from leads.bulk import BULK_STATUSES
+from leads.models import BulkRetry, BulkRetryItem, Delivery, Lead, Operation
 from leads.staff_services import (
     EDITABLE_FIELDS,
     FieldChange,
@@ -274,6 +276,29 @@ SITE_UUID_INVALID = (
 )
 
 
+# The bulk retry page's counts, as the leads list filters them (leads.bulk.bulk_retry_progress
+# counts the same way): which of the job's deliveries, by the job's result and their status now.
+BULK_RESULTS = {
+    "retried": ("Sent to be retried", Q(result=BulkRetryItem.Result.RETRIED)),
+    "skipped": ("Skipped", Q(result=BulkRetryItem.Result.SKIPPED)),
+    "delivered": (
+        "Delivered since",
+        Q(result=BulkRetryItem.Result.RETRIED, delivery__status=Delivery.Status.DELIVERED),
+    ),
+    "failed_again": (
+        "Failed again",
+        Q(result=BulkRetryItem.Result.RETRIED, delivery__status__in=BULK_STATUSES),
+    ),
+    "in_flight": (
+        "Still in flight",
+        Q(result=BulkRetryItem.Result.RETRIED)
+        & ~Q(delivery__status__in=[Delivery.Status.DELIVERED, Delivery.Status.CANCELLED, *BULK_STATUSES]),
+    ),
+}
+NOT_A_BULK_RETRY = "That is not a bulk retry of a partner you can see: open it from the bulk retry page."
+NOT_A_BULK_RESULT = "That is not one of the bulk retry page's counts: open it from the bulk retry page."
+
+
 class LeadFilterForm(forms.Form):
     q = forms.CharField(
         required=False,
@@ -305,9 +330,18 @@ class LeadFilterForm(forms.Form):
     failed_error = forms.CharField(required=False, max_length=500, strip=False, widget=forms.HiddenInput)
     failed_after = forms.DateTimeField(required=False, widget=forms.HiddenInput)
     failed_before = forms.DateTimeField(required=False, widget=forms.HiddenInput)
+    # The bulk retry page's counts link here: one job's leads (its public id), by what became of them.
+    bulk = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    bulk_result = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any"), *((key, label) for key, (label, _) in BULK_RESULTS.items())],
+        widget=forms.HiddenInput,
+    )
 
     def __init__(self, *args: Any, partners: list[Partner], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.partners = partners
+        self.bulk_job: Optional[BulkRetry] = None
         field = self.fields["partner"]
         assert isinstance(field, forms.ChoiceField)
         field.choices = [("", "All"), *((partner.slug, partner.name) for partner in partners)]
@@ -325,7 +359,43 @@ class LeadFilterForm(forms.Form):
                 self.add_error(
                     None, "The failed-attempt filter needs a window of at most 7 days: open it from the overview."
                 )
+        self._clean_bulk(cleaned)
         return cleaned
+
+    def _clean_bulk(self, cleaned: dict[str, Any]) -> None:
+        """The job named by `bulk`, among the user's partners' (a job of another is as if absent).
+
+        The fields are hidden, so their errors are the form's: shown at its top, not under a field.
+        """
+        if "bulk_result" in self.errors:
+            self.add_error(None, NOT_A_BULK_RESULT)
+        if "bulk" in self.errors or (cleaned.get("bulk_result") and not cleaned.get("bulk")):
+            self.add_error(None, NOT_A_BULK_RETRY)
+        elif cleaned.get("bulk"):
+            self.bulk_job = BulkRetry.objects.filter(
+                public_id=cleaned["bulk"], partner_id__in=[partner.pk for partner in self.partners]
+            ).first()
+            if self.bulk_job is None:
+                self.add_error(None, NOT_A_BULK_RETRY)
+
+    def bulk_leads(self) -> Optional[QuerySet[Delivery, Any]]:
+        """The valid form's bulk filter: a subquery of the lead ids it selects, or None."""
+        if self.bulk_job is None:
+            return None
+        items = BulkRetryItem.objects.filter(job=self.bulk_job)
+        result = self.cleaned_data.get("bulk_result")
+        if result:
+            items = items.filter(BULK_RESULTS[result][1])
+        return Delivery.objects.filter(pk__in=items.values("delivery_id")).values("lead_id")
+
+    def bulk_description(self) -> str:
+        """The bulk filter in words, for the list to say what it shows; "" if none."""
+        if self.errors or self.bulk_job is None:
+            return ""
+        result = self.cleaned_data.get("bulk_result")
+        which = f"“{BULK_RESULTS[result][0]}”" if result else "all"
+        created = self.bulk_job.created.astimezone(UTC)
+        return f"Only leads of the bulk retry of {created:%Y-%m-%d %H:%M} UTC: {which}."
 
     def failed_attempts(self) -> Optional[dict[str, Any]]:
         """The valid form's failed-attempt filter as `stats.leads_with_failed_attempts` keywords, or None."""

@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from grants.models import Partner
+from grants.models import Partner, WebhookEvent
 from leads import stats
 from leads.circuit import circuit_state
 from leads.history import attempts_newest_first, attempts_of, latest_attempts, request_body_head
@@ -34,6 +34,9 @@ PAGE_SIZE = 50
 # The lead's page shows this many of the newest staff actions on the lead and the deliveries it
 # shows; /audit/ has every one.
 AUDIT_ENTRIES = 50
+# The lead's page shows this many of RG's newest callbacks about the lead; the callbacks list,
+# filtered to the lead, has every one.
+LEAD_CALLBACKS = 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR = re.compile(r"([0-9]{1,18})\.([0-9]{1,18})")
 _NUMBER = re.compile(r"[0-9]{1,10}")
@@ -81,6 +84,10 @@ def leads_matching(request: HttpRequest, partners: list[Partner], form: LeadFilt
     if failed is not None:
         # The overview's failure reason: its leads, found from the window's attempts.
         leads = leads.filter(pk__in=stats.lead_ids_with_failed_attempts(**failed))
+    bulk = form.bulk_leads()
+    if bulk is not None:
+        # The bulk retry page's counts: the job's leads, by what became of their deliveries.
+        leads = leads.filter(pk__in=bulk)
     return leads
 
 
@@ -187,9 +194,24 @@ def lead_detail(request: HttpRequest, slug: str, lead_id: uuid.UUID) -> HttpResp
         )
         .select_related("actor", "partner")
     )
+    # Newest first by the (partner, lead_id, -received_at) partial index; no body, no headers.
+    callbacks = list(
+        WebhookEvent.objects.filter(partner=lead.partner, lead_id=lead.lead_id)
+        .order_by("-received_at", "-id")
+        .only("public_id", "action", "state", "received_at", "timestamp")[: LEAD_CALLBACKS + 1]
+    )
+    callbacks_query = urlencode({"partner": lead.partner.slug, "lead": lead.lead_id})
     context = {
         "lead": lead,
         "partner": lead.partner,
+        "callbacks": callbacks[:LEAD_CALLBACKS],
+        # Counted only when the page cannot show them all (the count reads the same index).
+        "callbacks_total": (
+            WebhookEvent.objects.filter(partner=lead.partner, lead_id=lead.lead_id).count()
+            if len(callbacks) > LEAD_CALLBACKS
+            else len(callbacks)
+        ),
+        "callbacks_url": f"{reverse('portal:callback_list')}?{callbacks_query}",
         "timeline": [
             _timeline_item(delivery, attempts_of(delivery), _older_attempts_url(lead, delivery)) for delivery in page
         ],
@@ -263,6 +285,7 @@ def _engineer_views(delivery: Delivery, page: list[DeliveryAttempt]) -> list[dic
                 "headers": attempt_view.request_headers(
                     has_body=bool(body), router_destinations=delivery.router_destinations
                 ),
+                "response_headers": attempt_view.response_headers(attempt),
                 "curl": attempt_view.attempt_curl(
                     method=attempt.request_method,
                     url=attempt.request_url,

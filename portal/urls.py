@@ -11,6 +11,7 @@ from portal import (
     lead_views,
     overview,
     partner_views,
+    search_views,
     site_views,
     views,
 )
@@ -51,6 +52,7 @@ dashboard = (
             site_views.site_held_cancel,
             name="site_held_cancel",
         ),
+        path("search/", search_views.search, name="search"),
         path("leads/", lead_views.lead_list, name="lead_list"),
         path("leads/export.csv", export_views.lead_export, name="lead_export"),
         path("partners/<slug:slug>/leads/<uuid:lead_id>/", lead_views.lead_detail, name="lead_detail"),

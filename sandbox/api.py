@@ -87,6 +87,9 @@ def _answer_and_record(
     else:
         answer = _answer(operation, method, request.method, body, site, lead_id, credentials)
     response = _response(answer, html_errors=bool(fault and fault.html_errors))
+    # A request id of the kind load balancers add, so the portal's attempt view has a response
+    # header worth showing in the demo.
+    response["X-Request-Id"] = uuid.uuid4().hex
     if fault and fault.status:
         # Django logs every 5xx as an ERROR; an injected one is no error of ours.
         response._has_been_logged = True  # type: ignore[attr-defined]

@@ -1,6 +1,6 @@
 # Written by hand (issue 12, a lead's callbacks on its page).
 
-from django.db import migrations
+from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
@@ -8,4 +8,13 @@ class Migration(migrations.Migration):
         ("grants", "0007_partner_name_unique"),
     ]
 
-    operations: list[migrations.operations.base.Operation] = []
+    operations = [
+        migrations.AddIndex(
+            model_name="webhookevent",
+            index=models.Index(
+                fields=["partner", "lead_id", "-received_at"],
+                name="webhook_event_lead_recv",
+                condition=models.Q(lead_id__isnull=False),
+            ),
+        ),
+    ]

@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from grants.models import Partner
-from grants.services import partner_create
+from grants.models import Partner, Site
+from grants.services import partner_create, site_grant
+from sandbox.services import sandbox_account_ensure
+from tests.browser.leads import SUNSET
 from tests.browser.staff import PASSWORD, RG_PASSWORD
 from tests.celery_helpers import drop_broker_connections
 
@@ -123,3 +125,10 @@ def sandbox_as_rg(live_server, settings) -> Iterator[None]:
     settings.CELERY_TASK_ALWAYS_EAGER = True
     yield
     drop_broker_connections()  # a test may have pointed Celery at another broker
+
+
+@pytest.fixture
+def sunset_realty(acme, sandbox_as_rg) -> Site:
+    """Acme's site, granted both at the sandbox (so pushes are delivered) and in the portal."""
+    sandbox_account_ensure(username="acme", password=RG_PASSWORD, site_uuids=[SUNSET])
+    return site_grant(partner=acme, site_uuid=SUNSET, source=Site.Source.MANUAL, name="Sunset Realty")

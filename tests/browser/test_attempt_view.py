@@ -22,10 +22,8 @@ except ImportError:  # the conftest's chromium_available explains; here only col
 
 from grants.models import Partner, Site
 from grants.services import partner_create, site_grant
-from leads.models import Delivery, Lead
-from leads.services import lead_submit
-from sandbox.faults import faults_update
 from sandbox.services import sandbox_account_ensure
+from tests.browser.leads import dead_with_a_body_rg_refuses
 from tests.browser.staff import RG_PASSWORD, log_in
 
 SITE_UUID = uuid.UUID("5d9b2f5e-7c1a-4e63-9d0b-2a8c6f1e4b70")
@@ -39,29 +37,10 @@ def acme(transactional_db, sandbox_as_rg) -> Partner:
     return partner
 
 
-def failed_lead(partner: Partner, settings) -> Lead:
-    """A lead whose only attempt met an RG outage (a 503) with no retries left, and whose body
-    now holds a half bath count RG refuses (an old payload, from before the portal checked it)."""
-    attempts, settings.DELIVERY_MAX_ATTEMPTS = settings.DELIVERY_MAX_ATTEMPTS, 1
-    faults_update(changes={"outage": True, "remaining": 1})
-    delivery = lead_submit(
-        partner=partner,
-        site_uuid=SITE_UUID,
-        operation="create_lead",
-        data={"source": "Web", "email": "kai.akana@example.com", "first_name": "Kai"},
-    )
-    settings.DELIVERY_MAX_ATTEMPTS = attempts
-    delivery.refresh_from_db()
-    assert delivery.status == "dead"  # out of attempts
-    activity = {"type": "property_viewed", "property": {"street_address": "123 Keolu Dr", "full_baths": 2.5}}
-    Delivery.objects.filter(pk=delivery.pk).update(payload={**delivery.payload, "activities": [activity]})
-    return Lead.objects.get(pk=delivery.lead_id)
-
-
 def test_an_engineer_copies_the_curl_of_a_refused_attempt_and_sees_the_field_rg_named(
     page: Page, settings, kim, acme, live_server
 ):
-    lead = failed_lead(acme, settings)
+    lead = dead_with_a_body_rg_refuses(acme, "kai.akana@example.com", SITE_UUID, first_name="Kai")
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
     log_in(page, "kim")
     page.goto(f"/partners/{acme.slug}/leads/{lead.lead_id}/")

@@ -5,11 +5,9 @@ progress page follow the job to the end. Also screenshots of the overview and a 
 import os
 import re
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
 
 try:
     from playwright.sync_api import Page, Route, expect
@@ -18,15 +16,15 @@ except ImportError:  # the conftest's chromium_available explains; here only col
         raise
     pytest.skip("BROWSER TESTS SKIPPED: the playwright package is not installed", allow_module_level=True)
 
-from grants.models import Site, WebhookEvent
+from grants.models import Site
 from grants.services import site_grant
 from leads.models import BulkRetry, Delivery, Lead
 from leads.services import lead_submit
 from leads.tasks import bulk_retry_run_task
 from sandbox.services import sandbox_account_ensure
+from tests.browser.history import a_day_of_history
 from tests.browser.staff import PASSWORD, RG_PASSWORD, log_in
 from tests.celery_helpers import drop_broker_connections
-from tests.leads.test_stats import E401, E422, E503, Seed
 
 SITE_UUID = uuid.UUID("5d9b2f5e-7c1a-4e63-9d0b-2a8c6f1e4b70")
 EMAILS = ["ana@example.com", "bo@example.com", "cy@example.com"]
@@ -61,7 +59,7 @@ def test_staff_bulk_retry_failures_and_watch_the_progress_reach_the_end(
     page.route(re.compile(r".*/bulk/[0-9a-f-]+/progress$"), progress_route)
     log_in(page, "kim")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Bulk retry").click()
-    expect(page.get_by_label("Partner")).to_have_value(acme.slug)
+    expect(page.locator("main").get_by_label("Partner")).to_have_value(acme.slug)
     page.get_by_label("Last HTTP status").fill("401")
     page.get_by_role("button", name="Show matching deliveries").click()
     expect(page.get_by_role("heading", name="3 failed or dead deliveries match")).to_be_visible()
@@ -98,35 +96,7 @@ def test_staff_bulk_retry_failures_and_watch_the_progress_reach_the_end(
 def test_screenshot_of_the_overview(page: Page, sandbox_as_rg, django_user_model, acme, tmp_path):
     """A day of literal history: always rendered and checked; kept in PORTAL_SCREENSHOTS_DIR when set."""
     django_user_model.objects.create_superuser("admin", password=PASSWORD)
-    seed = Seed(acme, SITE_UUID)
-    now = timezone.now().replace(minute=0, second=0, microsecond=0)
-    delivered = [14, 12, 9, 6, 4, 3, 3, 5, 9, 16, 24, 31, 35, 33, 30, 28, 27, 29, 33, 30, 26, 22, 18, 8]
-    for n, count in enumerate(delivered):
-        hour = now - timedelta(hours=23 - n)
-        for k in range(count):
-            seed.attempt(hour + timedelta(minutes=k), "delivered", duration_ms=180 + (k * 37) % 400, status=201)
-        if n in (11, 12, 13):  # a noon outage at RG
-            for k in range(6 + n - 11):
-                seed.attempt(hour + timedelta(minutes=40 + k), "retry", duration_ms=20_000, status=503, error=E503)
-        if n % 5 == 2:
-            seed.attempt(hour + timedelta(minutes=50), "failed", duration_ms=240, status=422, error=E422)
-    seed.attempt(now - timedelta(hours=3), "failed", duration_ms=210, status=401, error=E401)
-    seed.attempt(now - timedelta(hours=1), "dead", duration_ms=20_000, status=503, error=E503)
-    pending = Site.objects.create(partner=acme, site_uuid=uuid.uuid4(), name="Harbor Homes", source="api")
-    for n in range(4):
-        lead = Lead.objects.create(partner=acme, site=pending, lead_id=uuid.uuid4(), email=f"h{n}@example.com")
-        Delivery.objects.create(lead=lead, sequence=1, operation="create_lead", payload={}, status="held")
-    for n, action in enumerate(["integration_enabled", "lead_updated", "user_updated"]):
-        body = f'{{"action": "{action}"}}'.encode()
-        WebhookEvent.objects.create(
-            partner=acme,
-            action=action,
-            body=body,
-            body_sha256=f"{n:064d}",
-            site_uuid=SITE_UUID,
-            state="processed",
-            received_at=now - timedelta(minutes=20 * n),
-        )
+    a_day_of_history(acme, SITE_UUID)
 
     log_in(page, "admin")
     page.goto("/")

@@ -21,10 +21,10 @@ except ImportError:  # the conftest's chromium_available explains; here only col
 from grants.models import Partner, Site
 from grants.services import partner_create, site_grant
 from leads.models import Lead
-from leads.services import lead_submit
 from sandbox.faults import faults_update
 from sandbox.models import SandboxLead
 from sandbox.services import sandbox_account_ensure
+from tests.browser.leads import push
 from tests.browser.staff import RG_PASSWORD, log_in
 from tests.leads.long_history import long_history
 
@@ -37,14 +37,6 @@ def acme(transactional_db, sandbox_as_rg) -> Partner:
     sandbox_account_ensure(username="acme", password=RG_PASSWORD, site_uuids=[SITE_UUID])
     site_grant(partner=partner, site_uuid=SITE_UUID, source=Site.Source.MANUAL, name="Sunset Realty")
     return partner
-
-
-def push(partner: Partner, email: str, site_uuid: uuid.UUID = SITE_UUID, **fields: str) -> Lead:
-    """A lead as a partner's product pushes it; its first attempt runs at once against the sandbox."""
-    delivery = lead_submit(
-        partner=partner, site_uuid=site_uuid, operation="create_lead", data={"source": "Web", "email": email, **fields}
-    )
-    return Lead.objects.get(pk=delivery.lead_id)
 
 
 def failed_push(partner: Partner, email: str, settings, **fields: str) -> Lead:
@@ -64,8 +56,8 @@ def test_staff_find_a_failed_lead_edit_and_resend_it_and_see_it_delivered(page: 
     log_in(page, "kim")
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Leads").click()
-    page.get_by_label("Search").fill("Kai.Akana@example.com")
-    page.get_by_role("button", name="Search").click()
+    page.locator("main").get_by_label("Search").fill("Kai.Akana@example.com")
+    page.locator("main").get_by_role("button", name="Search").click()
     rows = page.locator("table.leads tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("Failed")

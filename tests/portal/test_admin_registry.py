@@ -8,6 +8,7 @@ from django.contrib.auth.models import Permission
 from django.db.models import Model
 from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 
 from grants.models import (
     GrantEmail,
@@ -20,7 +21,7 @@ from grants.models import (
     WebhookRejection,
 )
 from grants.services import api_key_issue, partner_create
-from leads.models import BulkRetry, BulkRetryItem, Delivery, DeliveryAttempt, Lead, Operation
+from leads.models import AttemptHour, BulkRetry, BulkRetryItem, Delivery, DeliveryAttempt, Lead, Operation
 from portal.admin import ScopedAdmin, SuperuserOnlyAdmin
 from portal.models import AuditEntry, WorkerHeartbeat
 from sandbox.models import SandboxAccount, SandboxActivity, SandboxFaults, SandboxLead, SandboxRequest, SandboxUser
@@ -107,6 +108,14 @@ def partner_rows(partner: Partner, tag: str) -> dict[type[Model], Model]:
         ),
         job,
         BulkRetryItem.objects.create(job=job, delivery=delivery),
+        AttemptHour.objects.create(
+            hour=timezone.now().replace(minute=0, second=0, microsecond=0),
+            partner=partner,
+            outcome=DeliveryAttempt.Outcome.FAILED,
+            error=f"{tag} error",
+            attempts=1,
+            last_started=timezone.now(),
+        ),
         AuditEntry.objects.create(partner=partner, action=f"{tag}.action", object_type="site", object_id=tag),
         account,
         sandbox_lead,

@@ -419,7 +419,7 @@ def test_the_lead_and_delivery_pages_run_the_same_few_queries_however_long_the_h
 ):
     short = send(partner, "short@example.com")
     short_delivery_url = delivery_url(short, short.deliveries.get())
-    with django_assert_max_num_queries(8) as few_on_the_lead:
+    with django_assert_max_num_queries(9) as few_on_the_lead:
         acme_client.get(lead_url(short))
     with django_assert_max_num_queries(6) as few_on_the_delivery:
         acme_client.get(short_delivery_url)

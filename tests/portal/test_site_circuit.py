@@ -63,7 +63,10 @@ def test_the_site_page_shows_an_open_circuit_with_resume_now(acme_client, partne
 
     assert f'action="{resume_url(site)}"' in content
     assert "Resume now" in content
-    assert f"{retry_at:%Y-%m-%d %H:%M:%S} UTC: deliveries wait until then" in content
+    assert (
+        f'{retry_at:%Y-%m-%d %H:%M:%S} UTC · <span class="ago">in 4 min</span></time>: deliveries wait until then'
+        in content
+    )
     assert ERROR in content
     assert "Circuit open" in content
 
@@ -191,7 +194,8 @@ def test_the_sites_list_badges_open_circuits_and_clips_long_errors(acme_client, 
     only_open = page(acme_client, reverse("portal:site_list", args=[partner.slug]) + "?circuit=open")
 
     assert content.count("Circuit open</a>") == 1
-    assert f"retries {retry_at:%H:%M} UTC · 5 failures" in content
+    assert f'retries <time class="when" datetime="{retry_at:%Y-%m-%dT%H:%M:%S}Z"' in content
+    assert f'{retry_at:%m-%d %H:%M} UTC · <span class="ago">in 4m</span></time> · 5 failures' in content
     # Clipped with an ellipsis by CSS, the whole error in the tooltip.
     assert f'<small class="clip error" title="{long_error.strip()}">' in content
     assert "Circuit open (1)" in content
@@ -245,9 +249,10 @@ def test_the_lead_page_says_when_its_sites_circuit_is_open(acme_client, partner)
     content = " ".join(page(acme_client, lead_url).split())
 
     assert (
-        f"Real Geeks failed 7 times in a row for this site</strong>; deliveries wait until {retry_at:%H:%M} UTC."
-        in content
+        f"Real Geeks failed 7 times in a row for this site</strong>; deliveries wait until "
+        f'<time class="when" datetime="{retry_at:%Y-%m-%dT%H:%M:%S}Z"' in content
     )
+    assert f'{retry_at:%m-%d %H:%M} UTC · <span class="ago">in 4m</span></time>.' in content
     assert f'action="{resume_url(site)}"' in content
     assert f'name="next" value="{lead_url}"' in content
 
