@@ -433,7 +433,9 @@ def deliveries_record(finished: list[tuple[Claimed, realgeeks.Outcome]], *, toke
     circuit.circuits_record(
         (circuit.SiteOutcome(c.site_id, _trips_circuit(o), o.error_message) for c, o in mine),
         failures_before={c.site_id: c.site_failures for c, _ in mine},
-        now=now,
+        # The time it opens, not the batch's: claims made while the batch was being recorded
+        # went out before the circuit was open, and the site's page should say so.
+        now=timezone.now(),
     )
     for site_id in {c.site_id for c, _ in mine if verdicts[c.delivery_id].site_doubtful}:
         site_mark_doubtful(site=Site(pk=site_id), note="Real Geeks answered 401 to a delivery for this site.")
