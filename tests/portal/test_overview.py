@@ -174,7 +174,7 @@ def reasons(content: str) -> dict[str, dict[str, Any]]:
         leads = re.search(r'<a href="([^"]+)" title="The leads behind these attempts">([^<]*)</a>', row)
         if not leads:
             continue
-        actions = re.search(r'<td class="actions reason-actions">(.*?)</td>', row, re.DOTALL)
+        actions = re.search(r'<td [^>]*class="actions reason-actions"[^>]*>(.*?)</td>', row, re.DOTALL)
         assert actions
         found[html.unescape(leads.group(2))] = {
             "leads": html.unescape(leads.group(1)),
