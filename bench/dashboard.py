@@ -45,6 +45,11 @@ class Scale:
 # ----------------------------------------------------------------------------- the data
 
 
+# Phones 808-555-0000 to 808-555-9999 (a number's last four digits find 1 lead in 10,000), but
+# the same 60 leads at either size share 415-867-5309: the phone search's case (see `pages`).
+PHONE = "CASE WHEN i %% (%(n)s / 60) = 0 THEN '415-867-5309' ELSE '808-555-' || lpad((i %% 10000)::text, 4, '0') END"
+
+
 def _fill(conn: psycopg.Connection[Any], table_name: str, given: dict[str, str]) -> tuple[list[str], list[str]]:
     """Columns and SQL expressions for an INSERT: `given`, plus a plain value for every other
     NOT NULL column without a database default (Django sets defaults in Python, and models grow
@@ -133,10 +138,10 @@ def generate(database_url: str, *, leads: int, partner_slug: str) -> float:
                 "lead_id": "md5('bench-lead-' || i)::uuid",
                 "data": "jsonb_build_object('id', md5('bench-lead-' || i)::uuid, 'source', 'Bench Product', "
                 "'first_name', 'Lead', 'last_name', i::text, 'email', 'lead' || i || '@example.com', "
-                "'phone', '808-555-' || lpad((i %% 10000)::text, 4, '0'), 'role', 'Buyer')",
+                f"'phone', {PHONE}, 'role', 'Buyer')",
                 "email": "'lead' || i || '@example.com'",
                 "name": "'Lead ' || i",
-                "phone": "'808-555-' || lpad((i %% 10000)::text, 4, '0')",
+                "phone": PHONE,
                 "status": "CASE WHEN i %% 100 < 4 THEN 'failed' WHEN i %% 100 < 7 THEN 'retrying' ELSE 'delivered' END",
                 "created_elsewhere": "false",
                 "last_status_code": "CASE WHEN i %% 100 < 4 THEN 422 WHEN i %% 100 < 7 THEN 503 ELSE 201 END",
@@ -274,8 +279,10 @@ def pages(ctx: Context, scales: list[Scale]) -> list[Page]:
             "filtered": "/leads/?status=failed",
             "searched": "/leads/?" + urllib.parse.urlencode({"q": f"lead{middle}@example.com"}),
             # Part of a phone number, typed with its dash: leads.search.phone_digits makes it
-            # "5550042", found through the phone-digits trigram index (leads migration 0008).
-            "fragment": "/leads/?" + urllib.parse.urlencode({"q": "555-0042"}),
+            # "8675309", found through the phone-digits trigram index (leads migration 0008). The
+            # same 60 leads have it at either size, so both pages show a full page of 50: the
+            # ratio is the search's, not the difference between drawing 1 row and 50.
+            "fragment": "/leads/?" + urllib.parse.urlencode({"q": "867-5309"}),
             "deep": "/leads/?" + urllib.parse.urlencode({"after": f"{deep[1]}.{deep[0]}"}),
             "lead": f"/partners/{slug}/leads/{lead_uuid}/",
         }
@@ -284,7 +291,7 @@ def pages(ctx: Context, scales: list[Scale]) -> list[Page]:
             "list": f"lead{scale.leads}@example.com",
             "filtered": "failed",
             "searched": f"lead{middle}@example.com",
-            "fragment": "555-0042",
+            "fragment": "867-5309",
             "deep": "@example.com",
             "lead": str(lead_uuid),
         }
@@ -293,7 +300,7 @@ def pages(ctx: Context, scales: list[Scale]) -> list[Page]:
         "list": "Leads list, first page",
         "filtered": "Leads list, filtered (status failed)",
         "searched": "Leads list, searched (a whole email address)",
-        "fragment": "Leads list, searched (part of a phone number, 1 lead in 10,000)",
+        "fragment": "Leads list, searched (part of a phone number; 60 leads have it at either size)",
         "deep": "Leads list, deep page (keyset cursor 90% down)",
         "lead": "A lead's page (2 deliveries, 4 attempts)",
     }
