@@ -158,7 +158,8 @@ def test_no_page_is_wider_than_the_window_with_long_values(page: Page, ugly, siz
         expect(page.locator("main h1")).to_be_visible()
         if extra := overflow(page):
             too_wide[name] = extra
-        page.screenshot(path=str(out / f"{name}-{size}.png"), full_page=True)
+        # "long-": the ugly data, apart from the realistic screenshots of the same pages.
+        page.screenshot(path=str(out / f"long-{name}-{size}.png"), full_page=True)
 
     assert too_wide == {}, f"pages wider than {SIZES[size]['width']} px, by how many px: {too_wide}"
 
