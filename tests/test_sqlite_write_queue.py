@@ -164,29 +164,26 @@ def test_a_rolled_back_transaction_lets_the_next_writer_in(database):
     assert done == [1]
 
 
-def test_the_lock_file_excludes_other_processes_and_times_out(tmp_path):
-    lock = write_lock_for(str(tmp_path / "x.sqlite3"))
+def _try_from_another_process(database: Path) -> str:
+    """What another process gets when it asks for the lock for 0.2 s: "free" or "timed out"."""
     other = subprocess.run(
-        [sys.executable, "-c", TRY_FROM_ANOTHER_PROCESS, str(tmp_path / "x.sqlite3")],
+        [sys.executable, "-c", TRY_FROM_ANOTHER_PROCESS, str(database)],
         cwd=REPO,
         capture_output=True,
         text=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
         timeout=30,
-        input="",
     )
-    assert other.stdout.strip() == "free", other.stderr
+    assert other.returncode == 0, other.stderr
+    return other.stdout.strip()
+
+
+def test_the_lock_file_excludes_other_processes_and_times_out(tmp_path):
+    lock = write_lock_for(str(tmp_path / "x.sqlite3"))
+    assert _try_from_another_process(tmp_path / "x.sqlite3") == "free"
     lock.acquire(1)
     try:
-        other = subprocess.run(
-            [sys.executable, "-c", TRY_FROM_ANOTHER_PROCESS, str(tmp_path / "x.sqlite3")],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
-            timeout=30,
-        )
-        assert other.stdout.strip() == "timed out", other.stderr
+        assert _try_from_another_process(tmp_path / "x.sqlite3") == "timed out"
     finally:
         lock.release()
 
