@@ -27,7 +27,7 @@ from grants import destination, inbound
 from grants.destination import CallbackProblem
 from grants.models import Site, WebhookEvent, WebhookRejection
 from grants.services import site_grant, site_revoke
-from partner_portal.database import prepared_cursor
+from partner_portal.database import current, param, prepared_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -136,14 +136,15 @@ def _insert_unless_stored(values: Mapping[str, Any]) -> Optional[int]:
     unless its unique key finds one stored: the new id, or None.
 
     Raw SQL because the ORM has no INSERT ... ON CONFLICT DO NOTHING RETURNING, and its
-    `bulk_create(ignore_conflicts=True)` does not say whether a row went in. The fields adapt the
-    values, so this works on PostgreSQL and SQLite (3.35+) alike.
+    `bulk_create(ignore_conflicts=True)` does not say whether a row went in. The values are adapted as
+    the fields would, so this works on PostgreSQL and SQLite (3.35+) alike.
     """
+    db = current()
     params = [
-        field.get_db_prep_value(values[field.attname] if field.attname in values else field.get_default(), connection)
+        param(db, WebhookEvent, field.name, values[field.attname] if field.attname in values else field.get_default())
         for field in _inserted_fields()
     ]
-    with prepared_cursor() as cursor:
+    with prepared_cursor(db) as cursor:
         cursor.execute(_insert_statement(), params)
         row = cursor.fetchone()
     return row[0] if row else None

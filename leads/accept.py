@@ -19,20 +19,18 @@ A new delivery always enters as `pending`; the lead's summary status follows fro
 (see `_STATUS_WITH_PENDING`), so no delivery needs reading to keep it right.
 """
 
-import functools
 import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Optional
 
-from django.db import connection, transaction
-from django.db.models import Field, JSONField, Model
-from psycopg.types.json import Jsonb
+from django.db import transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from grants.models import Site
 from leads.models import CREATING_OPERATIONS, Delivery, Lead
-from partner_portal.database import prepared_cursor
+from partner_portal.database import current, param, prepared_cursor
 
 # A lead's summary with one more pending delivery (leads.models.lead_summary_from): a failure,
 # a retry or a hold still outranks it; anything calmer becomes pending, with no HTTP status or
@@ -98,28 +96,6 @@ class LeadState:
     activity_count: int
 
 
-@functools.cache
-def _field(model: type[Model], name: str) -> Field:
-    field = model._meta.get_field(name)
-    assert isinstance(field, Field)
-    return field
-
-
-@functools.cache
-def _is_json(model: type[Model], name: str) -> bool:
-    return isinstance(_field(model, name), JSONField)
-
-
-def _prep(model: type[Model], name: str, value: Any) -> Any:
-    """A value as the model's field would send it to this database (UUID, JSON, datetime)."""
-    if connection.vendor == "postgresql":
-        # What Django's fields hand psycopg on PostgreSQL, without their generic layers, which
-        # cost a push more than its statement did: psycopg adapts UUIDs, datetimes, text and
-        # numbers itself, and JSON goes wrapped.
-        return Jsonb(value) if _is_json(model, name) else value
-    return _field(model, name).get_db_prep_save(value, connection)
-
-
 def known(
     *,
     partner_id: int,
@@ -132,9 +108,10 @@ def known(
     lock: bool = False,
 ) -> Known:
     """Step 1, one statement. With `lock` (inside a transaction) the lead's row is locked first."""
-    lead_uuid = _prep(Lead, "lead_id", lead_id)
-    if lock and connection.vendor == "postgresql":
-        with prepared_cursor() as cursor:
+    db = current()
+    lead_uuid = param(db, Lead, "lead_id", lead_id)
+    if lock and db.vendor == "postgresql":
+        with prepared_cursor(db) as cursor:
             # FOR UPDATE cannot take the nullable side of the outer join below; lock it alone.
             cursor.execute(
                 "SELECT id FROM leads_lead WHERE partner_id = %s AND lead_id = %s FOR UPDATE", [partner_id, lead_uuid]
@@ -150,7 +127,7 @@ def known(
         "(SELECT r.id FROM leads_delivery r WHERE r.lead_id = l.id AND r.request_digest = %s"
         " AND r.request_digest <> '' AND r.created >= %s ORDER BY r.sequence DESC LIMIT 1)",
     ]
-    params: list[Any] = [digest, _prep(Delivery, "created", repeat_since)]
+    params: list[Any] = [digest, param(db, Delivery, "created", repeat_since)]
     if idempotency_key:
         # The literal `<> ''` lets the database use the partial unique index on the key.
         columns.append(
@@ -163,8 +140,8 @@ def known(
         "LEFT JOIN grants_site s ON s.partner_id = %s AND s.site_uuid = %s "
         "LEFT JOIN leads_lead l ON l.partner_id = %s AND l.lead_id = %s"
     )
-    params += [partner_id, _prep(Site, "site_uuid", site_uuid), partner_id, lead_uuid]
-    with prepared_cursor() as cursor:
+    params += [partner_id, param(db, Site, "site_uuid", site_uuid), partner_id, lead_uuid]
+    with prepared_cursor(db) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     site_id, lead_pk, lead_site_id, data, last_sequence, activity_count, repeated = row[:7]
@@ -249,7 +226,7 @@ _DELIVERY_INSERT = f"{_DELIVERY_INTO} VALUES (%s, %s, {_DELIVERY_PLACES}) RETURN
 
 def creates_without_reading() -> bool:
     """Whether `create` can store a new lead without the read (one statement on PostgreSQL)."""
-    return connection.vendor == "postgresql"
+    return current().vendor == "postgresql"
 
 
 def create(
@@ -258,17 +235,18 @@ def create(
     """A new lead at a known site and its first delivery, in one statement (PostgreSQL only).
     Returns (delivery id, lead pk, sequence), or None when the site is unknown or the lead
     exists: nothing was written, and the push goes the read-then-write way."""
-    now = _prep(Lead, "created", delivery.now)
+    db = current()
+    now = param(db, Lead, "created", delivery.now)
     lead_params = [
         partner_id,
-        _prep(Lead, "lead_id", lead_id),
+        param(db, Lead, "lead_id", lead_id),
         now,
         now,
-        *_state_params(lead),
+        *_state_params(db, lead),
         partner_id,
-        _prep(Site, "site_uuid", site_uuid),
+        param(db, Site, "site_uuid", site_uuid),
     ]
-    return _execute_one(_LEAD_INSERT_AT_SITE, lead_params, _delivery_params(delivery, now))
+    return _execute_one(db, _LEAD_INSERT_AT_SITE, lead_params, _delivery_params(db, delivery, now))
 
 
 def write(
@@ -276,19 +254,20 @@ def write(
 ) -> Optional[tuple[int, int, int]]:
     """Step 3: store the lead's new state and the delivery. Returns (delivery id, lead pk,
     sequence), or None when the lead changed since `known` was read (read and merge again)."""
-    now = _prep(Lead, "created", delivery.now)
-    state = _state_params(lead)
+    db = current()
+    now = param(db, Lead, "created", delivery.now)
+    state = _state_params(db, lead)
     if known.lead_pk is None:
         lead_sql = _LEAD_INSERT
         creates_elsewhere = delivery.operation not in CREATING_OPERATIONS
-        lead_params = [partner_id, site_id, _prep(Lead, "lead_id", lead_id), creates_elsewhere, now, now, *state]
+        lead_params = [partner_id, site_id, param(db, Lead, "lead_id", lead_id), creates_elsewhere, now, now, *state]
     else:
         lead_sql = _LEAD_UPDATE
         lead_params = [*state, now, known.lead_pk, known.last_sequence]
-    values = _delivery_params(delivery, now)
-    if connection.vendor == "postgresql":
-        return _execute_one(lead_sql, lead_params, values)
-    with transaction.atomic(), connection.cursor() as cursor:
+    values = _delivery_params(db, delivery, now)
+    if db.vendor == "postgresql":
+        return _execute_one(db, lead_sql, lead_params, values)
+    with transaction.atomic(), db.cursor() as cursor:
         cursor.execute(lead_sql, lead_params)
         written = cursor.fetchone()
         if written is None:
@@ -298,23 +277,25 @@ def write(
         return (row[0], row[1], row[2])
 
 
-def _execute_one(lead_sql: str, lead_params: list[Any], delivery_params: list[Any]) -> Optional[tuple[int, int, int]]:
-    with prepared_cursor() as cursor:
+def _execute_one(
+    db: BaseDatabaseWrapper, lead_sql: str, lead_params: list[Any], delivery_params: list[Any]
+) -> Optional[tuple[int, int, int]]:
+    with prepared_cursor(db) as cursor:
         cursor.execute(_ONE_STATEMENT[lead_sql], [*lead_params, *delivery_params])
         row = cursor.fetchone()
     return (row[0], row[1], row[2]) if row else None
 
 
-def _state_params(lead: LeadState) -> list[Any]:
+def _state_params(db: BaseDatabaseWrapper, lead: LeadState) -> list[Any]:
     values = (lead.data, lead.email, lead.name, lead.phone, lead.activity_count)
-    return [_prep(Lead, name, value) for name, value in zip(_STATE, values, strict=True)]
+    return [param(db, Lead, name, value) for name, value in zip(_STATE, values, strict=True)]
 
 
-def _delivery_params(delivery: NewDelivery, now: Any) -> list[Any]:
+def _delivery_params(db: BaseDatabaseWrapper, delivery: NewDelivery, now: Any) -> list[Any]:
     return [
-        _prep(Delivery, "public_id", delivery.public_id),
+        param(db, Delivery, "public_id", delivery.public_id),
         delivery.operation,
-        _prep(Delivery, "payload", delivery.payload),
+        param(db, Delivery, "payload", delivery.payload),
         delivery.origin,
         delivery.actor_id,
         delivery.api_key_id,

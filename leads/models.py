@@ -132,8 +132,10 @@ class Lead(models.Model):
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
 
-    partner = models.ForeignKey("grants.Partner", on_delete=models.CASCADE, related_name="leads")
-    site = models.ForeignKey("grants.Site", on_delete=models.PROTECT, related_name="leads")
+    # No index of their own: every push would pay for them, and the composite indexes below
+    # (lead_unique_per_partner, lead_site_created) begin with these columns.
+    partner = models.ForeignKey("grants.Partner", on_delete=models.CASCADE, related_name="leads", db_index=False)
+    site = models.ForeignKey("grants.Site", on_delete=models.PROTECT, related_name="leads", db_index=False)
     lead_id = models.UUIDField(help_text="The public id, and RG's `id` for this lead.")
     data = models.JSONField(default=dict, help_text="Current lead body: the create merged with later updates.")
     email = models.CharField(max_length=254, blank=True)
@@ -301,13 +303,16 @@ class Delivery(models.Model):
     TERMINAL_STATUSES = (Status.DELIVERED, Status.FAILED, Status.DEAD, Status.CANCELLED)
 
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="deliveries")
+    # delivery_unique_sequence (lead, sequence) serves lookups by lead; a second index would
+    # cost every push a write.
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="deliveries", db_index=False)
     sequence = models.PositiveIntegerField(help_text="Position among the lead's deliveries; they go out in this order.")
     operation = models.CharField(max_length=20, choices=Operation.choices)
     payload = models.JSONField(help_text="The request body sent to RG, fixed at acceptance.")
     origin = models.CharField(max_length=16, choices=Origin.choices, default=Origin.API)
+    # Indexed only where set (delivery_actor below): a push has none.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     api_key = models.ForeignKey(
         "grants.ApiKey",
@@ -338,6 +343,7 @@ class Delivery(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,  # indexed only where set (delivery_retry_requested_by below)
         help_text="Who asked for the pending manual retry; its attempt names them.",
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
@@ -393,6 +399,13 @@ class Delivery(models.Model):
             models.Index(fields=["status", "-created"], name="delivery_status_created"),
             # The leads list's operation filter (LeadQuerySet.with_operation): the leads of a rare operation.
             models.Index(fields=["operation", "lead"], name="delivery_operation_lead"),
+            # Deleting a user sets these to NULL; only the few rows a person touched are indexed.
+            models.Index(fields=["actor"], name="delivery_actor", condition=Q(actor__isnull=False)),
+            models.Index(
+                fields=["retry_requested_by"],
+                name="delivery_retry_requested_by",
+                condition=Q(retry_requested_by__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

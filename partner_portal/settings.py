@@ -382,6 +382,9 @@ CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT",
 CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+# How much lower than the web process's the worker's CPU priority is (nice(2), 0-19): on shared
+# cores a push waiting on its answer goes first, a delivery waits in the outbox (partner_portal/celery.py).
+WORKER_NICENESS = env.int("WORKER_NICENESS", default=10)
 # portal: worker liveness for /healthz. A tick no worker took in time is dropped (`expires`), so
 # heartbeats do not pile up in the queue while every worker is down.
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=30.0)

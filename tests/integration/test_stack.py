@@ -1,10 +1,12 @@
 """The production shape, for real: PostgreSQL, Redis, gunicorn, a Celery worker and beat."""
 
 import json
+import os
 import re
 import time
 
 import pytest
+from django.conf import settings
 
 from tests.integration.servers import http_get_json, wait_for
 
@@ -45,6 +47,18 @@ def test_a_real_worker_and_beat_record_heartbeats_that_healthz_reports(stack):
     _, body = http_get_json(f"{stack.base_url}/healthz")
     assert body["workers_last_seen"] is not None
     assert 0 <= body["workers_last_seen"] < 30
+
+
+def test_the_worker_yields_the_cpu_to_the_web_by_worker_niceness(stack):
+    web, worker = stack.processes["web"], stack.workers()[0]
+    # worker_init lowers it, early in the worker's start; the heartbeat test above saw it up.
+    niceness = wait_for(
+        lambda: os.getpriority(os.PRIO_PROCESS, worker.pid) - os.getpriority(os.PRIO_PROCESS, web.pid) or None,
+        timeout=30,
+        what="the worker's lower CPU priority",
+    )
+
+    assert niceness == settings.WORKER_NICENESS == 10
 
 
 def test_healthz_names_the_broker_while_redis_is_down_and_recovers_when_it_returns(stack, redis):
