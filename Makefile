@@ -38,9 +38,13 @@ lint: $(VENV)/.dev-installed
 
 # The whole suite. Tests that need PostgreSQL, Redis or a real worker start their own servers;
 # with REQUIRE_REAL_SERVERS=1 (set by .ci/run) a missing binary fails instead of skipping.
+# The unit tests run two at a time (pytest-xdist, one per core); the tests that start real servers
+# or a browser run one at a time after them, since their timings are part of what they check.
 test: lint
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 -m "not integration" --ignore=tests/browser
+	$(BIN)/pytest -m integration --ignore=tests/browser
+	$(BIN)/pytest tests/browser
 
 # Benchmarks (not part of `make test`): BENCH_MODE=quick (a few minutes) or full. Reports land in
 # bench/results/. bench/tools.sh installs wrk, PostgreSQL and Redis when missing (as root).

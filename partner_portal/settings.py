@@ -194,6 +194,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    # Tests use SQLite's in-memory database, as Django does by default. Said outright because
+    # the backend above has its own name, and pytest-xdist's per-worker databases (`make test`
+    # runs the unit tests two at a time) would otherwise become files named after the path.
+    DATABASES["default"]["TEST"] = {"NAME": ":memory:"}
 # Connections are kept between requests on every database: opening one per request cost the
 # embedded default (SQLite: connect, the PRAGMAs, Django's functions) more than a push itself.
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))

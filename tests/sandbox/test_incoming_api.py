@@ -136,7 +136,8 @@ def test_a_v2_update_unsets_blank_fields(rg, example_lead):
     assert data["first_name"] == "Jack"
 
 
-@pytest.mark.parametrize("lead_id", [str(uuid.uuid4()), "not-a-uuid"])
+# A fixed UUID, not uuid4(): pytest-xdist's workers must collect the same test names.
+@pytest.mark.parametrize("lead_id", ["8f14e45f-ceea-4f1b-9b4c-7c3a2d1e0b5a", "not-a-uuid"], ids=["unknown", "bad"])
 def test_updating_an_unknown_lead_gets_404(rg, lead_id):
     response = rg.update(lead_id, {"city": "Hilo"})
     assert (response.status_code, response.json()) == (404, {"error": "Lead not found"})
