@@ -375,5 +375,6 @@ def basic_auth(key_id: str, secret: str) -> str:
 
 def bench_partner_add(stack: Any, creds: Any) -> str:
     """The bench partner, with the bench's RG credentials, in the stack's database; its slug."""
-    args = ["--name", "Bench", "--rg-username", creds.rg_username, "--rg-password", creds.rg_password]
-    return str(stack.manage("add_partner", *args, "--webhook-secret", creds.webhook_secret).split()[-1].strip())
+    # `--option=value`: a generated secret may begin with "-", which argparse would read as an option.
+    args = ["--name=Bench", f"--rg-username={creds.rg_username}", f"--rg-password={creds.rg_password}"]
+    return str(stack.manage("add_partner", *args, f"--webhook-secret={creds.webhook_secret}").split()[-1].strip())

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from grants import callbacks, destination, metrics
@@ -108,7 +108,7 @@ def _declared_length(request: HttpRequest) -> int:
 
 
 @csrf_exempt
-def realgeeks_destination(request: HttpRequest, partner_slug: str) -> JsonResponse:
+def realgeeks_destination(request: HttpRequest, partner_slug: str) -> HttpResponse:
     limit: int = settings.GRANT_WEBHOOK_MAX_BODY_BYTES
     if request.method != "POST":
         # 405: RG only ever POSTs; anything else is a probe or a misconfigured client.
@@ -147,5 +147,6 @@ def realgeeks_destination(request: HttpRequest, partner_slug: str) -> JsonRespon
     if not received.is_valid:
         # 400, as RG's own API answers a body that is not JSON; the request is kept for staff.
         return _error("Body is not a JSON object.", 400)
-    # 200 at once, replay or not: RG retries anything else. The row is committed by now.
-    return JsonResponse({})
+    # 200 at once, replay or not: RG retries anything else. The row is committed by now. A
+    # constant body, not JSON-encoded for every callback.
+    return HttpResponse(b"{}", content_type="application/json")
