@@ -197,9 +197,12 @@ class _Throttle:
             self._last, self._going = now, True
             return True
 
-    def done(self) -> None:
+    def done(self, *, succeeded: bool = True) -> None:
+        """The go is over; one that failed does not count, so the next may go at once."""
         with self._lock:
             self._going = False
+            if not succeeded:
+                self._last = -math.inf
 
 
 _hints = _Throttle()
@@ -225,14 +228,16 @@ def webhook_events_hint(*, force: bool = False) -> bool:
 
     if not _hints.start(_hint_interval(), force=force):
         return False
+    succeeded = False
     try:
         tasks.webhook_events_process.delay()
+        succeeded = True
     except Exception as exc:  # any broker failure: see the docstring
         logger.warning("could not ask for callback processing (%s); the requeue beat will", type(exc).__name__)
-        return False
     finally:
-        _hints.done()
-    return True
+        # A failed publish is not counted: the next callback asks again at once, for this one's too.
+        _hints.done(succeeded=succeeded)
+    return succeeded
 
 
 @transaction.atomic

@@ -292,6 +292,22 @@ def test_a_web_process_asks_for_processing_at_most_once_per_hint_interval(publis
     assert published == ["webhook_events_process"] * 2
 
 
+def test_a_hint_the_broker_refused_does_not_hold_back_the_next_one(published, monkeypatch):
+    monkeypatch.setattr(callbacks, "HINT_INTERVAL", 60.0)
+    refusals = iter([ConnectionRefusedError("broker down")])
+
+    def delay() -> None:
+        if next(refusals, None) is not None:
+            raise ConnectionRefusedError("broker down")
+        published.append("webhook_events_process")
+
+    monkeypatch.setattr(tasks.webhook_events_process, "delay", delay)
+
+    assert webhook_events_hint() is False  # refused: the callback waits for the next hint or the requeue
+    assert webhook_events_hint() is True  # the broker is back: asked at once, not a minute later
+    assert published == ["webhook_events_process"]
+
+
 def test_a_task_message_from_before_batches_still_gets_its_event_processed(partner):
     event_id = stored(partner, "integration_disabled", site_uuid=str(uuid.uuid4()))
 
