@@ -47,6 +47,12 @@ def on_starting(server: Any) -> None:
     multiprocess.process_start(settings.METRICS_DIR, "web")
 
 
+def post_worker_init(worker: Any) -> None:
+    from partner_portal.warm import warm
+
+    warm()
+
+
 def child_exit(server: Any, worker: Any) -> None:
     from operations import multiprocess
 

@@ -115,7 +115,8 @@ def run(ctx: Context) -> Report:
     report.configure(common_configuration(ctx))
     report.configure(
         {
-            "Load": f"wrk, 1 thread, {web.connections(ctx)} keep-alive connections (one per server thread), "
+            "Load": f"wrk, 1 thread, {web.connections(ctx)} keep-alive connections "
+            f"({web.CONNECTIONS_PER_THREAD} per server thread), "
             f"{mode.warmup_seconds} s warm-up then {mode.http_seconds} s measured, per server per round",
             "Rounds": f"{mode.rounds} (baseline and real alternate; the median round by rate is reported)",
             "Requests": f"POST {path}: {count:,} different RG-shaped lead callbacks (created, updated, "

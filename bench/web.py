@@ -54,10 +54,19 @@ class Comparison:
         return self.median("real")
 
 
+# wrk's keep-alive connections per server thread. wrk opens them all at once and gunicorn's
+# workers race to accept them: the worker already running wins most. With one connection per
+# thread (16 for 2 workers x 8 threads), one worker often held 13 to 16 of them, the other core
+# sat idle and the same code measured anywhere from 261 to 792 pushes/s, round to round. With four
+# per thread the worker with the fewest still held more connections than threads (19 to 30 of 64
+# in five rounds), so every round uses both cores. Requests then queue in front of the threads:
+# the latency figures include that wait.
+CONNECTIONS_PER_THREAD = 4
+
+
 def connections(ctx: Context) -> int:
-    """As many connections as the web server has threads: each request finds a free thread, so
-    latency is the server's own, not time queued in front of it."""
-    return int(ctx.gunicorn["workers"]) * int(ctx.gunicorn["threads"])
+    """wrk's connections: CONNECTIONS_PER_THREAD for each of the web server's threads."""
+    return CONNECTIONS_PER_THREAD * int(ctx.gunicorn["workers"]) * int(ctx.gunicorn["threads"])
 
 
 # wrk's script arguments, or a function giving them afresh for each run (signed callbacks must

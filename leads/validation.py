@@ -103,7 +103,12 @@ def parse_json(body: bytes) -> Any:
     except (ValueError, RecursionError) as e:
         # ValueError covers bad UTF-8, bad syntax, NaN/Infinity and over-long integers.
         raise PayloadError("Request body is not valid JSON.", 400) from e
-    _check_storable(data, suspect=_SUSPECT_ESCAPE.search(body) is not None)
+    suspect = _SUSPECT_ESCAPE.search(body) is not None
+    # Each level of nesting opens with a "[" or "{" byte, so a body with no more of them than
+    # MAX_DEPTH cannot be too deep. A lead has a handful; skipping the walk then saves about a
+    # quarter of a push's validation time.
+    if suspect or body.count(b"[") + body.count(b"{") > MAX_DEPTH:
+        _check_storable(data, suspect=suspect)
     return data
 
 

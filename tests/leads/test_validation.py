@@ -374,6 +374,14 @@ def test_nesting_up_to_the_limit_is_accepted_and_deeper_is_400():
     assert refusal(parse_json, deeper).status == 400
 
 
+def test_brackets_inside_strings_do_not_hide_nesting_that_is_too_deep():
+    # The nesting walk is skipped only for bodies with few "[" and "{" bytes at all; brackets
+    # in text count toward that, so they can only make the check run, never skip it.
+    deeper = b'["' + b"[" * MAX_DEPTH + b'",' + b"[" * MAX_DEPTH + b"]" * MAX_DEPTH + b"]"
+    assert refusal(parse_json, deeper).status == 400
+    assert parse_json(b'["' + b"{" * (2 * MAX_DEPTH) + b'"]') == ["{" * (2 * MAX_DEPTH)]
+
+
 @pytest.mark.parametrize(
     "body", [b'{"notes": "a\\u0000b"}', b'{"a\\u0000": 1}', b'["\\udc00"]', b'{"x": ["\\ud83d"]}', b'"\\uD800 "']
 )
