@@ -48,6 +48,7 @@ def on_starting(server: Any) -> None:
 
 
 def post_worker_init(worker: Any) -> None:
+    """In each worker, before it accepts: what its first requests would otherwise load."""
     from partner_portal.warm import warm
 
     warm()

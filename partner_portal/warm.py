@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def warm() -> None:
-    """Import every view and the broker's transport, and open and close one database connection.
+    """Import every view, build Celery's tasks and producers, and open and close one database connection.
     Never raises: a worker that could not warm up still serves, only more slowly at first."""
     try:
         get_resolver().reverse_dict  # noqa: B018  imports the URLconf: every view and serializer

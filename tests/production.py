@@ -1,4 +1,5 @@
-"""The production environment README.md documents, for tests that start the portal in it."""
+"""The environments README.md documents (production, and `make run`'s embedded default), for
+tests that start the portal in them."""
 
 import os
 import secrets
@@ -32,6 +33,19 @@ def production_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         CACHE_URL="redis://127.0.0.1:6379/1",
     )
     env.update(overrides)
+    return env
+
+
+def embedded_env(var_dir: Path) -> dict[str, str]:
+    """`make run`'s embedded default (SQLite and the broker without a server, generated secrets)
+    under `var_dir`, with this process's own portal settings dropped."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "PORTAL_", "DATABASE_", "CELERY_", "CACHE_"))
+        and key not in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS")
+    }
+    env.update(PORTAL_VAR_DIR=str(var_dir), DJANGO_SETTINGS_MODULE="partner_portal.settings")
     return env
 
 

@@ -1,11 +1,12 @@
 """The development defaults keep their files to the user who runs the portal: the generated
 secrets and the SQLite database are 0600, a var/ directory made for them 0700."""
 
-import os
 import stat
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.production import embedded_env
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,14 +30,8 @@ for suffix in ("-wal", "-shm"):
 
 def start_portal(var_dir: Path) -> list[str]:
     """The modes of SQLite's -wal and -shm files while the portal had the database open."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DATABASE_URL", "SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "PORTAL_ENV")
-    }
-    env.update({"PORTAL_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE": "partner_portal.settings"})
     done = subprocess.run(
-        [sys.executable, "-c", START], cwd=REPO, env=env, check=True, timeout=120, capture_output=True
+        [sys.executable, "-c", START], cwd=REPO, env=embedded_env(var_dir), check=True, timeout=120, capture_output=True
     )
     return done.stdout.decode().split()
 

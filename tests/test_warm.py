@@ -3,12 +3,11 @@ imported and Celery's tasks and producers built, no database connection left ope
 thread, and a database that is down at boot only logged, never fatal."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.production import production_env
+from tests.production import embedded_env, production_env
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,16 +41,8 @@ def run_worker_init(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_web_worker_imports_its_views_and_the_broker_transport_before_it_accepts(tmp_path):
-    # The embedded default (SQLite under a var/ of its own, the broker without a server), as
-    # `make run` loads it.
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "PORTAL_", "DATABASE_", "CELERY_", "CACHE_"))
-        and key not in ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS")
-    }
-    env["PORTAL_VAR_DIR"] = str(tmp_path)
+def test_a_web_worker_readies_its_views_and_celery_producers_before_it_accepts(tmp_path):
+    env = embedded_env(tmp_path)  # as `make run` loads it
     result = run_worker_init(env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
