@@ -23,6 +23,7 @@ from grants import callbacks, destination, metrics
 from grants.models import Partner
 from grants.process_cache import ProcessCache
 from grants.signing import signature_matches
+from partner_portal.csp import with_api_policy
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ def _declared_length(request: HttpRequest) -> int:
 
 
 @csrf_exempt
+@with_api_policy
 def realgeeks_destination(request: HttpRequest, partner_slug: str) -> HttpResponse:
     limit: int = settings.GRANT_WEBHOOK_MAX_BODY_BYTES
     if request.method != "POST":

@@ -37,6 +37,7 @@ from leads.api.negotiation import JsonOnly
 from leads.models import Operation
 from leads.services import lead_push
 from leads.validation import parse_json
+from partner_portal.csp import ApiPolicy
 
 # The Stripe and Svix convention: a product's retry with the same key gets the first answer.
 IDEMPOTENCY_KEY = "Idempotency-Key"
@@ -81,7 +82,7 @@ def request_body(request: Request) -> bytes:
     return body
 
 
-class PushView(APIView):
+class PushView(ApiPolicy, APIView):
     content_negotiation_class = JsonOnly
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]
@@ -200,7 +201,7 @@ class UpdateLeadV2View(PushView):
         return self.submit(request, site_uuid, lead_id)
 
 
-class UsersView(APIView):
+class UsersView(ApiPolicy, APIView):
     content_negotiation_class = JsonOnly
     authentication_classes = [ApiKeyAuthentication]
     permission_classes = [HasApiKey]

@@ -33,10 +33,11 @@ from leads.history import attempts_newest_first, latest_attempts, latest_deliver
 from leads.models import Delivery, DeliveryAttempt, Lead, LeadQuerySet
 from leads.services import delivery_retry
 from leads.staff_services import lead_resend_checked
+from partner_portal.csp import ApiPolicy
 from portal.audit import audit_record
 
 
-class ReadApiView(APIView):
+class ReadApiView(ApiPolicy, APIView):
     content_negotiation_class = JsonOnly
     # The key first: its WWW-Authenticate header is the one a 401 carries.
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]

@@ -51,6 +51,7 @@ def test_a_valid_callback_is_stored_as_received_with_credentials_redacted(rg, pa
     )
     assert response.status_code == 200
     assert response.json() == {}
+    assert response["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
     event = WebhookEvent.objects.get()
     assert bytes(event.body) == body
     assert event.body_sha256 == hashlib.sha256(body).hexdigest()
@@ -114,6 +115,7 @@ def test_a_signed_body_that_is_not_json_gets_400_and_is_kept_as_invalid(rg):
     response = rg.post(b"action=created&id=1", action="created")
     assert response.status_code == 400
     assert response.json() == {"error": "Body is not a JSON object."}
+    assert response["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
     event = WebhookEvent.objects.get()
     assert (event.is_valid, event.state, event.attempts) == (False, WebhookEvent.State.INVALID, 0)
     assert bytes(event.body) == b"action=created&id=1"

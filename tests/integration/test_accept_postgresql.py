@@ -108,3 +108,48 @@ def test_a_push_is_at_most_two_statements_and_concurrent_pushes_of_one_lead_lose
     # The burst made the outbox tables' statistics stale; a pump starting now analyses them once.
     # (No attempts were made, so their table has nothing to analyse.)
     assert result["analysed"] == [["leads_delivery", "leads_lead"], []]
+
+
+KEPT_CURSOR = """
+import json
+from django.db import connection
+from partner_portal.database import prepared_cursor
+
+def run(sql):
+    with prepared_cursor() as cursor:
+        cursor.execute(sql)
+        return cursor.cursor, cursor.fetchall()
+
+first, _ = run("SELECT 1")
+again, _ = run("SELECT 1")
+with prepared_cursor() as outer:
+    outer.execute("SELECT generate_series(1, 3)")
+    nested, inner_rows = run("SELECT 42")
+    outer_rows = outer.fetchall()
+connection.close()
+after, after_rows = run("SELECT 7")
+print(json.dumps({
+    "reused": first is again,
+    "nested_own": nested is not first and nested.closed,
+    "rows": [outer_rows, inner_rows, after_rows],
+    "new_after_close": after is not first and not after.closed,
+    "prepared": sorted(n for n, in run("SELECT statement FROM pg_prepared_statements")[1]),
+}))
+"""
+
+
+def test_the_hot_paths_cursor_is_kept_per_connection_and_never_shared_mid_read(
+    postgres,  # noqa: F811
+    tmp_path: Path,
+):
+    url = postgres.create_database("kept_cursor")
+
+    result = json.loads(manage(url, tmp_path, "shell", "-c", KEPT_CURSOR).strip().splitlines()[-1])
+
+    assert result["reused"] is True
+    # A use inside another gets a cursor of its own, so the outer one's rows are still there.
+    assert result["nested_own"] is True
+    assert result["rows"] == [[[1], [2], [3]], [[42]], [[7]]]
+    # A new connection gets a new cursor, whose statements are prepared on it.
+    assert result["new_after_close"] is True
+    assert "SELECT 7" in result["prepared"]

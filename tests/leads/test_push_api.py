@@ -221,3 +221,44 @@ def test_a_keys_last_use_is_recorded_at_most_once_per_few_minutes(push, credenti
         post(push, f"/rest/sites/{SITE_UUID}/leads", {**JACK, "id": str(uuid.uuid4())})
     assert not [q for q in queries.captured_queries if q["sql"].startswith('UPDATE "grants_apikey"')]
     assert ApiKey.objects.get(key_id=credentials[0]).last_used_at == first_use
+
+
+@pytest.fixture
+def policies_built(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every policy django-csp's middleware builds, as it builds it."""
+    import csp.middleware
+
+    built: list[str] = []
+    real_build = csp.middleware.build_policy
+
+    def build(*args: object, **kwargs: object) -> str:
+        policy = real_build(*args, **kwargs)  # type: ignore[arg-type]
+        built.append(policy)
+        return policy
+
+    monkeypatch.setattr(csp.middleware, "build_policy", build)
+    return built
+
+
+def test_api_answers_carry_the_fixed_api_policy_and_build_no_page_policy(push, site, rg, client, policies_built):
+    created = post(push, f"/rest/sites/{SITE_UUID}/leads", JACK)
+    refused = post(push, f"/rest/sites/{SITE_UUID}/leads", b"{not json")
+    unauthenticated = post(client, f"/rest/sites/{SITE_UUID}/leads", JACK)
+    read = push.get("/api/leads/")
+
+    assert [r.status_code for r in (created, refused, unauthenticated, read)] == [201, 400, 401, 200]
+    for response in (created, refused, unauthenticated, read):
+        assert response["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert policies_built == []  # nothing built only to be thrown away
+    page = client.get("/login/")
+    assert "script-src 'self'" in page["Content-Security-Policy"]
+    assert page["Content-Security-Policy"] in policies_built
+
+
+def test_a_report_only_policy_still_reaches_api_answers(push, site, rg, settings):
+    settings.CONTENT_SECURITY_POLICY_REPORT_ONLY = {"DIRECTIVES": {"default-src": ["'none'"]}}
+
+    response = post(push, f"/rest/sites/{SITE_UUID}/leads", JACK)
+
+    assert response["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert response["Content-Security-Policy-Report-Only"] == "default-src 'none'"
