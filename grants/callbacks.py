@@ -10,8 +10,6 @@ import functools
 import hashlib
 import json
 import logging
-import math
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from grants.destination import CallbackProblem
 from grants.models import Site, WebhookEvent, WebhookRejection
 from grants.services import site_grant, site_revoke
 from partner_portal.database import current, param, prepared_cursor
+from partner_portal.hints import HintThrottle, hint_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +128,7 @@ def webhook_event_receive(
                 " ".join(w for w in (envelope.warning, timestamp_warning) if w),
             )
     elif decoded is not None:
-        transaction.on_commit(webhook_events_hint)
+        hint_on_commit(_hints, webhook_events_hint)
     return Received(is_valid=decoded is not None, event_id=event_id)
 
 
@@ -178,34 +177,10 @@ def _replayed(*, partner_id: int, digest: str) -> None:
     stored (its action and time are the first delivery's, never this one's headers)."""
     stored = WebhookEvent.objects.filter(partner_id=partner_id, body_sha256=digest)
     if stored.filter(state=WebhookEvent.State.FAILED).update(state=WebhookEvent.State.RECEIVED):
-        transaction.on_commit(webhook_events_hint)
+        hint_on_commit(_hints, webhook_events_hint)
 
 
-class _Throttle:
-    """At most one go per interval, and one at a time, across this process's threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._last = -math.inf
-        self._going = False
-
-    def start(self, interval: float, *, force: bool = False) -> bool:
-        with self._lock:
-            now = time.monotonic()
-            if self._going or (not force and now - self._last < interval):
-                return False
-            self._last, self._going = now, True
-            return True
-
-    def done(self, *, succeeded: bool = True) -> None:
-        """The go is over; one that failed does not count, so the next may go at once."""
-        with self._lock:
-            self._going = False
-            if not succeeded:
-                self._last = -math.inf
-
-
-_hints = _Throttle()
+_hints = HintThrottle()
 
 
 def _hint_interval() -> float:

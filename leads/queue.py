@@ -1,17 +1,17 @@
 """Asking a worker to run a delivery pump. The outbox rows are the truth; a message is a hint.
 
 A pump claims whatever is due, so one hint serves every lead accepted meanwhile. A web process
-therefore publishes at most one hint per PUMP_HINT_INTERVAL: a pump started by the previous
-hint is still running (it lingers DELIVERY_PUMP_IDLE_SECONDS, far longer, before it stops for
-lack of work) and finds the new delivery on its next claim.
+therefore publishes at most one hint per PUMP_HINT_INTERVAL, and one at a time
+(partner_portal.hints): a pump started by the previous hint is still running (it lingers
+DELIVERY_PUMP_IDLE_SECONDS, far longer, before it stops for lack of work) and finds the new
+delivery on its next claim.
 """
 
 import logging
-import threading
-import time
 
 from django.conf import settings
-from django.db import transaction
+
+from partner_portal.hints import HintThrottle, hint_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -19,35 +19,39 @@ logger = logging.getLogger(__name__)
 # plenty while a pump lingers DELIVERY_PUMP_IDLE_SECONDS.
 PUMP_HINT_INTERVAL = 0.5
 
-_last_hint = 0.0
-_lock = threading.Lock()
+_hints = HintThrottle()
+
+
+def _interval() -> float:
+    # It must stay well under the pump's idle linger, or a throttled hint could leave a delivery
+    # for the sweeper (see the module docstring).
+    return min(PUMP_HINT_INTERVAL, settings.DELIVERY_PUMP_IDLE_SECONDS / 2)
 
 
 def pump_hint(*, force: bool = False) -> bool:
-    """Publish a pump task unless one was published moments ago. Never raises: with the broker
-    down the request still succeeds, and the sweeper asks again once the broker is back."""
-    global _last_hint
+    """Publish a pump task unless one was published moments ago or is being published. Never
+    raises: with the broker down the request still succeeds, and the sweeper asks again once
+    the broker is back."""
     # Imported here because the task module imports the services that call this one.
     from leads.tasks import deliveries_pump_task
 
+    # Eager tasks (the tests) run the pump inline, here, and it may ask for the next from inside:
+    # there is nothing to throttle.
     eager = settings.CELERY_TASK_ALWAYS_EAGER
-    with _lock:
-        now = time.monotonic()
-        # The interval must stay well under the pump's idle linger, or a throttled hint could
-        # leave a delivery for the sweeper (see the module docstring).
-        if not (force or eager) and now - _last_hint < min(PUMP_HINT_INTERVAL, settings.DELIVERY_PUMP_IDLE_SECONDS / 2):
-            return False
-        _last_hint = now
+    if not eager and not _hints.start(_interval(), force=force):
+        return False
+    succeeded = False
     try:
         deliveries_pump_task.delay()
+        succeeded = True
     except Exception as exc:  # any broker failure: the rows stay due and the sweeper asks again
         logger.warning("could not publish a delivery pump (%s); the sweeper will", type(exc).__name__)
-        with _lock:
-            _last_hint = 0.0
-        return False
-    return True
+    finally:
+        if not eager:
+            _hints.done(succeeded=succeeded)
+    return succeeded
 
 
 def pump_hint_on_commit() -> None:
     """Ask for a pump once the current transaction has committed what it should deliver."""
-    transaction.on_commit(pump_hint)
+    hint_on_commit(_hints, pump_hint)

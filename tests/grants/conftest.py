@@ -14,6 +14,7 @@ from grants import callbacks, tasks
 from grants.models import Partner, Site
 from grants.signals import site_granted
 from grants.signing import sign
+from partner_portal.hints import HintThrottle
 
 SITE_UUID = uuid.UUID("8f14e45f-ceea-4e67-a2b1-0d5c3b9a7e21")
 LEAD_ID = uuid.UUID("3b5d5c37-11a2-4f6e-9d4c-8a7b6c5d4e3f")
@@ -35,7 +36,7 @@ def published(settings: Any, monkeypatch: Any) -> list[str]:
     sent: list[str] = []
     monkeypatch.setattr(tasks.webhook_events_process, "delay", lambda: sent.append("webhook_events_process"))
     monkeypatch.setattr(callbacks, "HINT_INTERVAL", 0.0)
-    monkeypatch.setattr(callbacks, "_hints", callbacks._Throttle())
+    monkeypatch.setattr(callbacks, "_hints", HintThrottle())
     return sent
 
 
