@@ -7,7 +7,11 @@ from typing import Optional
 
 from django.http import HttpRequest
 
+from sandbox import rows
 from sandbox.models import SandboxAccount
+
+# What checking a request needs of its account.
+_ACCOUNT_FIELDS = ("id", "password_hash", "site_uuids")
 
 
 class Unauthorized(Exception):
@@ -47,7 +51,8 @@ def authenticate(credentials: Optional[tuple[str, str]], site: str) -> SandboxAc
     if credentials is None:
         raise Unauthorized("Missing credentials: use HTTP Basic authentication.")
     username, password = credentials
-    account = SandboxAccount.objects.filter(username=username).first()
+    found = rows.row(SandboxAccount, _ACCOUNT_FIELDS, where="username", equals=username)
+    account = SandboxAccount(username=username, **found) if found is not None else None
     if account is None or not account.check_password(password):
         raise Unauthorized("Invalid credentials.")
     key = site_key(site)

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import F
 from django.utils import timezone
 
+from sandbox import rows
 from sandbox.models import SandboxFaults
 
 FAULT_FIELDS = ("latency_ms", "error_rate", "outage", "hang_seconds", "html_errors", "remaining")
@@ -72,10 +73,10 @@ def fault_take() -> Optional[Fault]:
     """The fault to apply to one Incoming API request, counting it against `remaining`; None when none applies."""
     # Read on every request (a test or a person may change them at any moment, from any
     # process), so only the columns that decide, and no model built when nothing is active.
-    values = SandboxFaults.objects.filter(pk=1).values_list(*FAULT_FIELDS).first()
+    values = rows.row(SandboxFaults, FAULT_FIELDS, where="id", equals=1)
     if values is None:
         return None
-    faults = SandboxFaults(pk=1, **dict(zip(FAULT_FIELDS, values, strict=True)))
+    faults = SandboxFaults(pk=1, **values)
     if not faults.is_active():
         return None
     if faults.remaining is not None:
