@@ -72,7 +72,8 @@ def _wrapped(wrapper: BaseDatabaseWrapper, cursor: Any) -> Any:
 
 
 @functools.cache
-def _field(model: type[Model], name: str) -> "Field[Any, Any]":
+def model_field(model: type[Model], name: str) -> "Field[Any, Any]":
+    """`model`'s concrete field `name` (looked up once per process)."""
     field = model._meta.get_field(name)
     assert isinstance(field, Field)
     return field
@@ -80,7 +81,7 @@ def _field(model: type[Model], name: str) -> "Field[Any, Any]":
 
 @functools.cache
 def _is_json(model: type[Model], name: str) -> bool:
-    return isinstance(_field(model, name), JSONField)
+    return isinstance(model_field(model, name), JSONField)
 
 
 def param(wrapper: BaseDatabaseWrapper, model: type[Model], name: str, value: Any) -> Any:
@@ -91,4 +92,4 @@ def param(wrapper: BaseDatabaseWrapper, model: type[Model], name: str, value: An
         # cost a push more than its statement did: psycopg adapts UUIDs, datetimes, bytes, text
         # and numbers itself, and JSON goes wrapped.
         return Jsonb(value) if value is not None and _is_json(model, name) else value
-    return _field(model, name).get_db_prep_save(value, wrapper)
+    return model_field(model, name).get_db_prep_save(value, wrapper)

@@ -12,6 +12,8 @@ from typing import Any, Optional
 from django.db import connection
 from django.db.models import Field, Model
 
+from partner_portal.database import model_field
+
 
 def row(model: type[Model], fields: tuple[str, ...], *, where: str, equals: Any) -> Optional[dict[str, Any]]:
     """`fields` of the `model` row whose field `where` equals `equals`, as the model's fields
@@ -21,21 +23,15 @@ def row(model: type[Model], fields: tuple[str, ...], *, where: str, equals: Any)
         found = cursor.fetchone()
     if found is None:
         return None
-    return {name: _python(_field(model, name), value) for name, value in zip(fields, found, strict=True)}
+    return {name: _python(model_field(model, name), value) for name, value in zip(fields, found, strict=True)}
 
 
 @functools.cache
 def _select(model: type[Model], fields: tuple[str, ...], where: str) -> str:
     quote = connection.ops.quote_name
-    columns = ", ".join(quote(_field(model, name).column) for name in fields)
+    columns = ", ".join(quote(model_field(model, name).column) for name in fields)
     # Only the model's own names are formatted in, never input (hence the noqa).
-    return f"SELECT {columns} FROM {quote(model._meta.db_table)} WHERE {quote(_field(model, where).column)} = %s"  # noqa: S608
-
-
-def _field(model: type[Model], name: str) -> "Field[Any, Any]":
-    field = model._meta.get_field(name)
-    assert isinstance(field, Field)
-    return field
+    return f"SELECT {columns} FROM {quote(model._meta.db_table)} WHERE {quote(model_field(model, where).column)} = %s"  # noqa: S608
 
 
 def _python(field: "Field[Any, Any]", value: Any) -> Any:
