@@ -239,7 +239,12 @@ class Context:
         )
         stack.manage("grant_site", creds.partner_slug, SITE_UUID, "--name", "Bench Realty")
         stack.manage(
-            "sandbox_account", "--username", creds.rg_username, "--password", creds.rg_password, "--site", SITE_UUID
+            # `=` joins the value: a random password may begin with "-", which argparse takes for an option.
+            "sandbox_account",
+            f"--username={creds.rg_username}",
+            f"--password={creds.rg_password}",
+            "--site",
+            SITE_UUID,
         )
         stack.env["DJANGO_SUPERUSER_PASSWORD"] = creds.admin_password
         stack.manage("createsuperuser", "--noinput", "--username", creds.admin_username, "--email", "bench@example.com")
