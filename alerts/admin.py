@@ -1,4 +1,4 @@
-"""Django admin for alerts, scoped to the user's partners like every admin here (portal.admin):
+"""Django admin for alerts, scoped to the user's partners like every admin here (core.admin):
 incidents and operator channels that are no partner's are for superusers only. Incidents,
 notifications and attempts are logs, so read-only; channels are edited here or on the dashboard."""
 
@@ -6,7 +6,7 @@ from django.contrib import admin
 
 from alerts.forms import AdminChannelForm
 from alerts.models import Channel, Incident, Notification, NotificationAttempt
-from portal.admin import PartnerScopedAdmin, ReadOnlyAdmin
+from core.admin import PartnerScopedAdmin, ReadOnlyAdmin
 
 
 @admin.register(Channel)

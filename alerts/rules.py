@@ -20,9 +20,9 @@ from django.conf import settings
 from django.db.models import Count, Exists, Max, Min, OuterRef
 
 from alerts.models import Incident
+from core.models import WorkerHeartbeat
 from grants.models import GrantEmail, Site
 from leads.models import Delivery
-from portal.models import WorkerHeartbeat
 
 Key = tuple[Optional[int], str]
 

@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from alerts import notices, signing
 from alerts.models import Channel, Notification
+from core.audit import MASK_SET, audit_record
 from grants.models import Partner
-from portal.audit import MASK_SET, audit_record
 
 
 def channel_create(

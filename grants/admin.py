@@ -18,11 +18,11 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.debug import sensitive_post_parameters
 
+from core.access import acting_user
+from core.admin import PartnerScopedAdmin, ReadOnlyAdmin
+from core.audit import MASK_CHANGED, audit_record
 from grants import rg_url, services
 from grants.models import ApiKey, Partner, Site, SiteStatusChange
-from portal.access import acting_user
-from portal.admin import PartnerScopedAdmin, ReadOnlyAdmin
-from portal.audit import MASK_CHANGED, audit_record
 
 
 class _HttpsURLField(forms.URLField):
@@ -105,7 +105,7 @@ def _audit_value(value: Any) -> Any:
 
 @admin.register(Partner)
 class PartnerAdmin(PartnerScopedAdmin):
-    partner_path = "pk"
+    partner_path = ""
     form = PartnerAdminForm
     list_display = ["name", "slug", "rg_username", "is_active", "created"]
     list_filter = ["is_active"]

@@ -3,8 +3,8 @@ write a delivery and its audit entry); attempts and bulk jobs are logs."""
 
 from django.contrib import admin
 
+from core.admin import PartnerScopedAdmin, ReadOnlyAdmin
 from leads.models import AttemptHour, BulkRetry, BulkRetryItem, Delivery, DeliveryAttempt, Lead
-from portal.admin import PartnerScopedAdmin, ReadOnlyAdmin
 
 DELIVERY_FIELDS = ("sequence", "operation", "status", "attempt_count", "last_status_code", "last_error")
 ATTEMPT_FIELDS = ("number", "trigger", "started", "duration_ms", "response_status", "outcome", "error")

@@ -15,10 +15,9 @@ from typing import Any, Optional
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
-from rest_framework.exceptions import APIException
 
 from grants.models import Partner, SiteAgent
-from leads.api.push import users_for
+from leads.agents import AgentsUnavailable, users_for
 from leads.delivery import CANCELLABLE_STATUSES, delivery_cancel
 from leads.models import CREATING_OPERATIONS, Delivery, Lead, Operation
 from leads.services import lead_resend, lead_submit, payload_validate
@@ -212,10 +211,10 @@ def site_agents(*, partner: Partner, site_uuid: Any) -> SiteAgents:
     """The site's users from RG (cached briefly by `users_for`), else those known from callbacks."""
     try:
         users = users_for(partner, site_uuid)
-    except APIException as exc:  # users_for reports RG's failures in the push API's terms
+    except AgentsUnavailable as exc:
         known = SiteAgent.objects.filter(partner=partner, site_uuid=site_uuid, is_deleted=False)
         agents = [Agent(a.user_id, a.name, a.email, a.role) for a in known]
-        return SiteAgents(agents, from_realgeeks=False, problem=str(exc.detail))
+        return SiteAgents(agents, from_realgeeks=False, problem=exc.message)
     agents = [
         Agent(str(user["id"]), str(user.get("name") or ""), str(user.get("email") or ""), str(user.get("role") or ""))
         for user in users

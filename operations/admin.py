@@ -1,7 +1,7 @@
 from django.contrib import admin
 
+from core.admin import ReadOnlyAdmin, SuperuserOnlyAdmin
 from operations.models import PruneMark
-from portal.admin import ReadOnlyAdmin, SuperuserOnlyAdmin
 
 
 @admin.register(PruneMark)

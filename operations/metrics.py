@@ -23,11 +23,11 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from core.health import workers_last_seen
 from grants.models import Site, WebhookRejection
 from leads.models import Delivery
 from operations import multiprocess
 from operations.retention import RULES
-from portal.health import workers_last_seen
 
 # A scrape that cannot read the database in this long answers without the database gauges.
 DATABASE_TIMEOUT_MS = 5000

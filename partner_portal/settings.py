@@ -134,6 +134,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "anymail",
     "axes",
+    "core",
     "portal",
     "grants",
     "leads",
@@ -389,11 +390,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 # How much lower than the web process's the worker's CPU priority is (nice(2), 0-19): on shared
 # cores a push waiting on its answer goes first, a delivery waits in the outbox (partner_portal/celery.py).
 WORKER_NICENESS = env.int("WORKER_NICENESS", default=10)
-# portal: worker liveness for /healthz. A tick no worker took in time is dropped (`expires`), so
+# core: worker liveness for /healthz. A tick no worker took in time is dropped (`expires`), so
 # heartbeats do not pile up in the queue while every worker is down.
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE["portal-heartbeat"] = {
-    "task": "portal.tasks.heartbeat_record",
+    "task": "core.tasks.heartbeat_record",
     "schedule": WORKER_HEARTBEAT_SECONDS,
     "options": {"expires": WORKER_HEARTBEAT_SECONDS},
 }

@@ -21,7 +21,8 @@ from alerts import services
 from alerts.forms import ChannelForm
 from alerts.models import Channel, Incident, Notification, NotificationAttempt
 from alerts.tasks import notifications_send_soon
-from portal.access import acting_user, partners_visible_to, staff_required
+from core.access import acting_user, staff_required
+from grants.access import partners_visible_to
 
 RECENT_INCIDENTS = 50
 CHANNEL_HISTORY = 50

@@ -1,6 +1,6 @@
 """Links from audit entries to the objects they name, resolved for a whole page at once.
 
-An entry names its object by type and public id (portal.audit._object_id). Each type is looked
+An entry names its object by type and public id (core.audit._object_id). Each type is looked
 up once per page, inside what the user may see, so a page of fifty entries costs one query per
 object type on it, never one per row. An object that is gone, or not the user's, has no link.
 """
@@ -15,10 +15,10 @@ from django.db.models import Q, QuerySet
 from django.urls import reverse
 
 from alerts.models import Channel
+from core.models import AuditEntry
+from grants.access import partners_visible_to
 from grants.models import ApiKey, GrantEmail, Partner, Site, WebhookEvent
 from leads.models import BulkRetry, Delivery, Lead
-from portal.access import partners_visible_to
-from portal.models import AuditEntry
 
 # (partner id, object id) for types whose public id is unique per partner only; else object id.
 Key = tuple[Optional[int], str]
@@ -95,7 +95,7 @@ def _by_public_id(model: Any, url_name: str) -> Resolver:
     return resolve
 
 
-# object_type (the model's name, as portal.audit.audit_record writes it) -> its resolver.
+# object_type (the model's name, as core.audit.audit_record writes it) -> its resolver.
 RESOLVERS: dict[str, Resolver] = {
     "lead": _leads,
     "delivery": _deliveries,

@@ -15,11 +15,12 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core.access import acting_user, staff_required
+from core.audit import audit_record
+from grants.access import partners_visible_to
 from grants.models import Partner
 from leads import bulk
 from leads.models import BulkRetry, BulkRetryItem, Delivery, Operation
-from portal.access import acting_user, partners_visible_to, staff_required
-from portal.audit import audit_record
 from portal.filter_forms import DayField
 
 FILTER_FIELDS = (

@@ -16,14 +16,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from core.access import acting_user, staff_required
+from core.audit import audit_record
+from core.models import AuditEntry
 from grants import destination
+from grants.access import partners_visible_to
 from grants.callbacks import webhook_event_reprocess
 from grants.destination import CallbackProblem
 from grants.models import Partner, Site, WebhookEvent, WebhookRejection
-from portal.access import acting_user, partners_visible_to, staff_required
-from portal.audit import audit_record
 from portal.grant_forms import UUID_EXAMPLE, CallbackFilterForm
-from portal.models import AuditEntry
 
 PAGE_SIZE = 50
 # The body is shown whole up to this size; RG's callbacks are a few kB, the webhook accepts 1 MiB.

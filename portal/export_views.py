@@ -11,8 +11,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
+from core.access import staff_required
+from grants.access import partners_visible_to
 from leads.models import Delivery
-from portal.access import partners_visible_to, staff_required
 from portal.lead_forms import LeadFilterForm
 from portal.lead_views import leads_matching
 

@@ -5,9 +5,9 @@ from typing import Any, Optional
 
 from django import forms
 
+from core.audit import MASK_CHANGED, MASK_SET
 from grants import rg_url
 from grants.models import PARTNER_NAME_TAKEN, Partner
-from portal.audit import MASK_CHANGED, MASK_SET
 
 WRITE_ONLY_HELP = "Write-only: it is never shown again. Re-enter it if the form comes back with errors."
 

@@ -22,6 +22,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.access import acting_user, staff_required
+from core.audit import audit_record
+from core.models import AuditEntry
+from grants.access import partners_visible_to
 from grants.emails import (
     GrantEmailProblem,
     decided_by_a_person,
@@ -33,8 +37,6 @@ from grants.emails import (
 from grants.htmltext import html_to_text
 from grants.models import GrantEmail, Partner, Site
 from grants.parsing import parse_grant_email
-from portal.access import acting_user, partners_visible_to, staff_required
-from portal.audit import audit_record
 from portal.callback_views import cursor_row, newest_first_page
 from portal.grant_forms import (
     NO_PARTNER,
@@ -43,7 +45,6 @@ from portal.grant_forms import (
     GrantEmailPasteForm,
     GrantEmailResolveForm,
 )
-from portal.models import AuditEntry
 
 PAGE_SIZE = 50
 # What a page shows of one message; the whole message stays stored (up to its own limit).

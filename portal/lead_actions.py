@@ -17,6 +17,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.access import acting_user, staff_required
+from core.audit import audit_record
 from leads import services
 from leads.models import Delivery, Lead
 from leads.services import DeliveryStateError
@@ -34,8 +36,6 @@ from leads.staff_services import (
     site_agents,
 )
 from leads.validation import PayloadError
-from portal.access import acting_user, staff_required
-from portal.audit import audit_record
 from portal.lead_forms import ActivityForm, AssignForm, LeadEditForm, LeadFieldsForm, LeadPatchForm
 from portal.lead_views import lead_or_404
 

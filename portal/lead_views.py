@@ -18,6 +18,9 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from core.access import staff_required
+from core.models import AuditEntry
+from grants.access import partner_or_404, partners_visible_to
 from grants.models import Partner, WebhookEvent
 from leads import stats
 from leads.circuit import circuit_state
@@ -26,9 +29,7 @@ from leads.models import Delivery, DeliveryAttempt, Lead, LeadQuerySet
 from leads.services import RETRYABLE_STATUSES
 from leads.staff_services import CANCELLABLE_STATUSES
 from portal import attempts as attempt_view
-from portal.access import partner_or_404, partners_visible_to, staff_required
 from portal.lead_forms import LeadFilterForm
-from portal.models import AuditEntry
 
 PAGE_SIZE = 50
 # The lead's page shows this many of the newest staff actions on the lead and the deliveries it

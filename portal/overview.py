@@ -22,12 +22,13 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 
+from core.access import staff_required
+from core.health import workers_last_seen
+from grants.access import partners_visible_to
 from grants.models import Partner, Site
 from leads import stats
 from leads.models import DeliveryAttempt
 from portal import charts
-from portal.access import partners_visible_to, staff_required
-from portal.health import workers_last_seen
 
 OUTCOME_SERIES = [
     charts.Series(DeliveryAttempt.Outcome.DELIVERED, "Delivered", "#2da44e"),

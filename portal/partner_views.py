@@ -12,13 +12,15 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.access import acting_user, staff_required, superuser_required
+from core.audit import MASK_SET, audit_record, changed_fields
+from core.models import AuditEntry
 from grants import rg_url, services
+from grants.access import partner_or_404, partners_visible_to
+from grants.audit import partner_snapshot
 from grants.encryption import decrypt, encrypt
 from grants.models import ApiKey, Partner, Site
-from portal.access import acting_user, partner_or_404, partners_visible_to, staff_required, superuser_required
-from portal.audit import MASK_SET, audit_record, changed_fields, partner_snapshot
 from portal.forms import ApiKeyIssueForm, PartnerCreateForm, PartnerEditForm, secret_fingerprint
-from portal.models import AuditEntry
 
 
 @staff_required

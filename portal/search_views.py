@@ -12,9 +12,10 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
+from core.access import staff_required
+from grants.access import partners_visible_to
 from grants.models import Partner, Site, WebhookEvent
 from leads.models import BulkRetry, Lead
-from portal.access import partners_visible_to, staff_required
 from portal.lead_forms import LeadFilterForm
 from portal.lead_views import leads_matching
 

@@ -14,14 +14,15 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from core.access import acting_user, staff_required
+from core.audit import audit_record
 from grants import services
+from grants.access import partner_or_404, partners_visible_to
 from grants.models import Partner, Site
 from leads import bulk, queue, stats
 from leads.circuit import circuit_resume, circuit_state
 from leads.delivery import deliveries_release_held
 from leads.models import Delivery
-from portal.access import acting_user, partner_or_404, partners_visible_to, staff_required
-from portal.audit import audit_record
 from portal.forms import SiteGrantForm, SiteRevokeForm
 
 # Held deliveries listed on a site's page; the count above the list covers them all.

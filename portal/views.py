@@ -5,10 +5,11 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from portal import health
-from portal.access import partners_visible_to, staff_required
+from core import health
+from core.access import staff_required
+from core.models import AuditEntry
+from grants.access import partners_visible_to
 from portal.filter_forms import AuditFilterForm
-from portal.models import AuditEntry
 
 AUDIT_PAGE_SIZE = 50
 _ID = re.compile(r"[0-9]{1,18}")  # an entry id: ASCII digits, within a bigint

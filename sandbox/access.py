@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Model, QuerySet
 
+from grants.access import partners_visible_to
 from grants.models import Site
-from portal.access import partners_visible_to
 
 M = TypeVar("M", bound=Model)
 

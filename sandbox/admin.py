@@ -9,7 +9,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from portal.admin import ReadOnlyAdmin, ScopedAdmin, SuperuserOnlyAdmin
+from core.admin import ReadOnlyAdmin, ScopedAdmin, SuperuserOnlyAdmin
 from sandbox import access
 from sandbox.models import SandboxAccount, SandboxActivity, SandboxFaults, SandboxLead, SandboxRequest, SandboxUser
 

@@ -16,8 +16,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core.access import staff_required, superuser_required
 from leads.validation import PayloadError, parse_json
-from portal.access import staff_required, superuser_required
 from sandbox import access, faults, log, store
 from sandbox.auth import site_key
 from sandbox.models import SandboxLead, SandboxRequest

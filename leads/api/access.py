@@ -7,8 +7,8 @@ from django.db.models import QuerySet
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from grants.access import partners_visible_to
 from grants.models import ApiKey, Partner
-from portal.access import partners_visible_to
 
 
 def partners_for(request: Request) -> QuerySet[Partner]:

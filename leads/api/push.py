@@ -17,7 +17,6 @@ import uuid
 from typing import Any, Optional
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -29,8 +28,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from grants.authentication import ApiKeyAuthentication
-from grants.models import ApiKey, Partner
-from leads import metrics, realgeeks
+from grants.models import ApiKey
+from leads import metrics
+from leads.agents import AgentsUnavailable, users_for
 from leads.api.access import HasApiKey
 from leads.api.errors import PayloadTooLarge, UpstreamError
 from leads.api.negotiation import JsonOnly
@@ -217,27 +217,13 @@ class UsersView(ApiPolicy, APIView):
     )
     def get(self, request: Request, site_uuid: str) -> Response:
         assert isinstance(request.auth, ApiKey)
-        return Response(users_for(request.auth.partner, path_uuid(site_uuid, "Site")))
-
-
-def users_for(partner: Partner, site_uuid: uuid.UUID) -> list[dict[str, Any]]:
-    """RG's user list, cached for REALGEEKS_USERS_CACHE_SECONDS: agent pickers call it often."""
-    cache_key = f"leads:rg-users:{partner.pk}:{site_uuid}"
-    users = cache.get(cache_key)
-    if users is not None:
-        return list(users)
-    creds = realgeeks.Credentials(partner.api_url(), partner.rg_username, partner.rg_password)
-    try:
-        users = realgeeks.list_users(creds, site_uuid)
-    except realgeeks.RealGeeksError as exc:
-        # RG's 401 means the partner's RG credentials or grant, not the caller's key: never
-        # pass it through as a 401, or the product would think its portal key is wrong.
-        if exc.status in (401, 403):
-            raise PermissionDenied(
-                f"Real Geeks refused this site to the partner's credentials. {exc.message}"
-            ) from None
-        if exc.status == 404:
-            raise NotFound(exc.message) from None
-        raise UpstreamError(exc.message) from None
-    cache.set(cache_key, users, settings.REALGEEKS_USERS_CACHE_SECONDS)
-    return users
+        try:
+            return Response(users_for(request.auth.partner, path_uuid(site_uuid, "Site")))
+        except AgentsUnavailable as exc:
+            # RG's 401 means the partner's RG credentials or grant, not the caller's key: never
+            # pass it through as a 401, or the product would think its portal key is wrong.
+            if exc.refused:
+                raise PermissionDenied(exc.message) from None
+            if exc.missing:
+                raise NotFound(exc.message) from None
+            raise UpstreamError(exc.message) from None

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.audit import audit_record
 from grants.authentication import ApiKeyAuthentication
 from grants.models import Site
 from leads.api.access import HasApiKeyOrStaffSession, partners_for, person
@@ -34,7 +35,6 @@ from leads.models import Delivery, DeliveryAttempt, Lead, LeadQuerySet
 from leads.services import delivery_retry
 from leads.staff_services import lead_resend_checked
 from partner_portal.csp import ApiPolicy
-from portal.audit import audit_record
 
 
 class ReadApiView(ApiPolicy, APIView):

@@ -6,8 +6,8 @@ from typing import Any, Optional
 
 from django import template
 
+from core.models import AuditEntry
 from portal.audit_links import audit_links
-from portal.models import AuditEntry
 
 register = template.Library()
 

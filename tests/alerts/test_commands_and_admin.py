@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from alerts.models import Channel, Incident, Notification, NotificationAttempt
-from portal.admin import ScopedAdmin
+from core.admin import ScopedAdmin
 from tests.alerts.conftest import channel
 
 pytestmark = pytest.mark.django_db

@@ -6,8 +6,8 @@ from django.db import IntegrityError, transaction
 
 from alerts.incidents import incidents_evaluate
 from alerts.models import Channel, Incident, Notification
+from core.models import WorkerHeartbeat
 from grants.models import Site
-from portal.models import WorkerHeartbeat
 from tests.alerts.conftest import SITE_UUID, channel, later
 
 pytestmark = pytest.mark.django_db

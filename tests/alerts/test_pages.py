@@ -13,8 +13,8 @@ from django.urls import reverse
 from alerts.incidents import incidents_evaluate
 from alerts.models import Channel, Incident, Notification
 from alerts.sending import notifications_send
+from core.models import AuditEntry, WorkerHeartbeat
 from grants.models import Site
-from portal.models import AuditEntry, WorkerHeartbeat
 from tests.alerts.conftest import channel, later
 
 pytestmark = pytest.mark.django_db

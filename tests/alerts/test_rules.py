@@ -8,9 +8,9 @@ import pytest
 
 from alerts.incidents import incidents_evaluate
 from alerts.models import Incident
+from core.models import WorkerHeartbeat
 from grants.models import GrantEmail, Site
 from leads.models import Delivery
-from portal.models import WorkerHeartbeat
 from tests.alerts.conftest import NOW, SITE_UUID, delivery, later
 
 pytestmark = pytest.mark.django_db

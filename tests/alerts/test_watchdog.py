@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from alerts import tasks, watchdog
 from alerts.models import Incident, Notification
-from portal.models import WorkerHeartbeat
+from core.models import WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db
 

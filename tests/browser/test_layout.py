@@ -21,13 +21,13 @@ except ImportError:  # the conftest's chromium_available explains; here only col
 
 from alerts.models import Channel, Incident
 from alerts.services import channel_create
+from core.audit import audit_record
 from grants.callbacks import webhook_event_receive
 from grants.emails import grant_email_receive
 from grants.models import GrantEmail, Partner, Site, WebhookEvent
 from grants.services import partner_create, site_grant
 from leads.models import Delivery, Lead
 from leads.services import lead_submit
-from portal.audit import audit_record
 from sandbox.services import sandbox_account_ensure
 from tests.browser.staff import PASSWORD, RG_PASSWORD, log_in
 

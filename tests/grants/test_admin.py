@@ -6,9 +6,9 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
+from core.models import AuditEntry
 from grants.emails import grant_email_receive
 from grants.models import GrantEmail, Partner, WebhookEvent
-from portal.models import AuditEntry
 from tests.grants.conftest import SITE_UUID
 
 EMAILS = Path(__file__).parent / "emails"

@@ -27,7 +27,7 @@ The fixtures, in the order you usually need them:
     - ``broker_url``: default, ``redis.new_url()``, so stacks never share queues.
     - ``web`` (True), ``worker`` (True), ``beat`` (False): which processes to start.
     - ``concurrency`` (2) and ``pool`` ("prefork"; "threads", "solo") for the first worker.
-    - ``heartbeat_seconds`` (1.0): the beat interval of `portal.tasks.heartbeat_record`.
+    - ``heartbeat_seconds`` (1.0): the beat interval of `core.tasks.heartbeat_record`.
     - ``env``: extra environment variables for every process and `manage()`.
     - ``migrate`` (True): run migrate, collectstatic (once a session) and demo_setup first.
 

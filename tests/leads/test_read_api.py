@@ -9,12 +9,12 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
+from core.models import AuditEntry
 from grants.models import Site
 from grants.services import api_key_issue, site_grant
 from leads.circuit import circuit_resume
 from leads.models import Delivery, Lead
 from leads.services import lead_submit
-from portal.models import AuditEntry
 from tests.leads.conftest import SITE_UUID, basic
 from tests.leads.long_history import REQUEST_BODY, long_history
 

@@ -98,7 +98,7 @@ def test_only_superusers_may_create_partners(acme_client):
 
 def test_the_audit_page_hides_other_partners_entries(acme_client, acme_staff, partner, other_partner_things):
     acme_client.post(reverse("portal:api_key_issue", args=[partner.slug]), {"label": "mine"})
-    from portal.audit import audit_record
+    from core.audit import audit_record
 
     site, _ = other_partner_things
     audit_record(actor=None, action="site.revoke", obj=site, partner=site.partner, reason="other partner's secret plan")

@@ -1,10 +1,10 @@
 import pytest
 from django.urls import reverse
 
+from core.audit import audit_record
+from core.models import AuditEntry
 from grants.models import ApiKey, Partner
 from grants.services import api_key_issue
-from portal.audit import audit_record
-from portal.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -15,8 +15,8 @@ def test_every_model_of_this_part_is_in_the_admin(root_client):
         "grants_apikey",
         "grants_site",
         "grants_sitestatuschange",
-        "portal_auditentry",
-        "portal_workerheartbeat",
+        "core_auditentry",
+        "core_workerheartbeat",
     ):
         assert root_client.get(reverse(f"admin:{name}_changelist")).status_code == 200, name
 
@@ -24,12 +24,12 @@ def test_every_model_of_this_part_is_in_the_admin(root_client):
 def test_audit_entries_cannot_be_edited_or_deleted_in_the_admin(root_client, partner, superuser):
     entry = audit_record(actor=superuser, action="site.grant", obj=partner, partner=partner, after={"status": "active"})
 
-    root_client.post(reverse("admin:portal_auditentry_change", args=[entry.pk]), {"action": "site.revoke"})
-    root_client.post(reverse("admin:portal_auditentry_delete", args=[entry.pk]), {"post": "yes"})
+    root_client.post(reverse("admin:core_auditentry_change", args=[entry.pk]), {"action": "site.revoke"})
+    root_client.post(reverse("admin:core_auditentry_delete", args=[entry.pk]), {"post": "yes"})
 
     entry.refresh_from_db()
     assert entry.action == "site.grant"
-    assert root_client.get(reverse("admin:portal_auditentry_add")).status_code == 403
+    assert root_client.get(reverse("admin:core_auditentry_add")).status_code == 403
 
 
 def test_a_blank_password_in_the_admin_keeps_the_stored_one(root_client, partner):
@@ -99,11 +99,11 @@ def test_staff_with_admin_permissions_see_only_their_partners_audit_entries(
     theirs = audit_record(actor=superuser, action="site.revoke", obj=other_partner, partner=other_partner)
     client.force_login(user)
 
-    page = client.get(reverse("admin:portal_auditentry_changelist"))
+    page = client.get(reverse("admin:core_auditentry_changelist"))
 
     assert [entry.pk for entry in page.context["cl"].queryset] == [mine.pk]
     assert "Other Co" not in page.content.decode()
-    assert client.get(reverse("admin:portal_auditentry_change", args=[theirs.pk])).status_code == 404
+    assert client.get(reverse("admin:core_auditentry_change", args=[theirs.pk])).status_code == 404
 
 
 def test_staff_editing_their_partner_in_the_admin_cannot_change_who_sees_it(

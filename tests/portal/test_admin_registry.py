@@ -10,6 +10,8 @@ from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
+from core.admin import ScopedAdmin, SuperuserOnlyAdmin
+from core.models import AuditEntry, WorkerHeartbeat
 from grants.models import (
     GrantEmail,
     InboundLead,
@@ -22,11 +24,9 @@ from grants.models import (
 )
 from grants.services import api_key_issue, partner_create
 from leads.models import AttemptHour, BulkRetry, BulkRetryItem, Delivery, DeliveryAttempt, Lead, Operation
-from portal.admin import ScopedAdmin, SuperuserOnlyAdmin
-from portal.models import AuditEntry, WorkerHeartbeat
 from sandbox.models import SandboxAccount, SandboxActivity, SandboxFaults, SandboxLead, SandboxRequest, SandboxUser
 
-OUR_APPS = ("grants", "leads", "sandbox", "portal")
+OUR_APPS = ("core", "grants", "leads", "sandbox")
 LOGS = {"auditentry", "workerheartbeat", "deliveryattempt", "webhookevent", "sandboxrequest", "sitestatuschange"}
 
 

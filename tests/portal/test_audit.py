@@ -3,10 +3,10 @@ import uuid
 import pytest
 from django.urls import reverse
 
+from core.audit import audit_record
+from core.models import AuditEntry
 from grants.models import Site
 from grants.services import site_grant
-from portal.audit import audit_record
-from portal.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 

@@ -8,12 +8,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from core.audit import audit_record
+from core.models import AuditEntry
 from grants.models import Partner, Site
 from grants.services import api_key_issue, site_grant
 from leads.models import Lead
 from leads.services import lead_submit
-from portal.audit import audit_record
-from portal.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 

@@ -9,11 +9,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from core.models import AuditEntry
 from grants.models import Partner, Site
 from grants.services import site_grant
 from leads import bulk
 from leads.models import BulkRetry, Delivery, Lead
-from portal.models import AuditEntry
 from tests.leads.conftest import SITE_UUID, rg  # noqa: F401  (the fake Real Geeks fixture)
 
 pytestmark = pytest.mark.django_db

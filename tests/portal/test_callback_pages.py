@@ -9,10 +9,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils.datastructures import CaseInsensitiveMapping
 
+from core.models import AuditEntry
 from grants.callbacks import webhook_event_receive, webhook_rejection_record
 from grants.models import Partner, Site, WebhookEvent
 from portal import callback_views
-from portal.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 

@@ -14,9 +14,9 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.audit import audit_record
 from grants.models import GrantEmail, Partner, Site, WebhookEvent
 from leads.models import Delivery, DeliveryAttempt, Lead, Operation
-from portal.audit import audit_record
 
 pytestmark = pytest.mark.django_db
 

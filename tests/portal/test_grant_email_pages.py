@@ -7,9 +7,9 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from core.models import AuditEntry
 from grants.emails import grant_email_receive
 from grants.models import GrantEmail, Partner, Site
-from portal.models import AuditEntry
 from tests.grants.mail_auth import authenticated, sender_auth_email, trust_receiving_server
 
 pytestmark = pytest.mark.django_db

@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from portal import health
+from core import health
 
 
 @pytest.mark.django_db

@@ -5,10 +5,10 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
+from core.health import worker_heartbeat_record
+from core.models import WorkerHeartbeat
+from core.tasks import heartbeat_record
 from partner_portal.celery import app as celery_app
-from portal.health import worker_heartbeat_record
-from portal.models import WorkerHeartbeat
-from portal.tasks import heartbeat_record
 
 
 @pytest.mark.django_db

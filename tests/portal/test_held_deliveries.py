@@ -5,9 +5,9 @@ import uuid
 import pytest
 from django.urls import reverse
 
+from core.models import AuditEntry
 from grants.models import Partner, Site
 from leads.models import Delivery, Lead
-from portal.models import AuditEntry
 from tests.leads.conftest import rg  # noqa: F401  (the fake Real Geeks fixture)
 
 pytestmark = pytest.mark.django_db

@@ -13,12 +13,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import AuditEntry
 from grants.models import Site, SiteAgent
 from grants.services import site_grant
 from leads.models import Delivery, Lead
 from leads.services import lead_submit
 from leads.staff_services import lead_version
-from portal.models import AuditEntry
 from tests.portal import test_lead_pages as pages
 
 pytestmark = pytest.mark.django_db

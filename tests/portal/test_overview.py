@@ -10,10 +10,10 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import WorkerHeartbeat
 from grants.models import Site
 from leads.models import Delivery, Lead
 from portal import overview
-from portal.models import WorkerHeartbeat
 from tests.leads.test_stats import E401, E422, E503, Seed
 
 pytestmark = pytest.mark.django_db

@@ -5,9 +5,9 @@ import uuid
 import pytest
 from django.urls import reverse
 
+from core.models import AuditEntry
 from grants.models import ApiKey, Site, SiteStatusChange
 from grants.services import api_key_issue, site_grant
-from portal.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -61,9 +61,9 @@ def admin_urls(partner):
         reverse("admin:grants_site_change", args=[site.pk]),
         reverse("admin:grants_sitestatuschange_changelist"),
         reverse("admin:grants_sitestatuschange_change", args=[SiteStatusChange.objects.all()[0].pk]),
-        reverse("admin:portal_auditentry_changelist"),
-        reverse("admin:portal_auditentry_change", args=[AuditEntry.objects.all()[0].pk]),
-        reverse("admin:portal_workerheartbeat_changelist"),
+        reverse("admin:core_auditentry_changelist"),
+        reverse("admin:core_auditentry_change", args=[AuditEntry.objects.all()[0].pk]),
+        reverse("admin:core_workerheartbeat_changelist"),
     ]
 
 

@@ -3,11 +3,11 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
+from core.models import AuditEntry
 from grants import services as grant_services
 from grants.encryption import decrypt
 from grants.models import PARTNER_NAME_TAKEN, ApiKey, Partner
 from portal.forms import secret_fingerprint
-from portal.models import AuditEntry
 from portal.partner_views import ISSUED_KEY_SESSION
 
 pytestmark = pytest.mark.django_db

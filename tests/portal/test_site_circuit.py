@@ -11,11 +11,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import AuditEntry
 from grants.models import Partner, Site
 from grants.services import site_grant
 from leads.models import Delivery, Lead
 from leads.services import lead_submit
-from portal.models import AuditEntry
 from tests.leads.conftest import rg  # noqa: F401  (the fake Real Geeks fixture)
 
 pytestmark = pytest.mark.django_db

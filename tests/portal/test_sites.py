@@ -3,9 +3,9 @@ import uuid
 import pytest
 from django.urls import reverse
 
+from core.models import AuditEntry
 from grants.models import Site
 from grants.services import site_grant, site_revoke
-from portal.models import AuditEntry
 from tests.portal import test_lead_pages as pages
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """Is the portal able to work? Reachability checks for /healthz, and worker liveness.
 
-A periodic task (`portal.tasks.heartbeat_record`) records that a worker ran it; /healthz reports
+A periodic task (`core.tasks.heartbeat_record`) records that a worker ran it; /healthz reports
 how long ago that was. Worker liveness is reported, not judged: a load balancer must keep
 sending web traffic while workers restart, since the outbox holds the work until they return.
 """
@@ -10,8 +10,8 @@ from typing import Optional
 from django.db import connection
 from django.utils import timezone
 
+from core.models import WorkerHeartbeat
 from partner_portal.celery import app as celery_app
-from portal.models import WorkerHeartbeat
 
 
 def _reason(exc: Exception) -> str:

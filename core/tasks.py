@@ -1,13 +1,14 @@
-"""Celery tasks of the portal app."""
+"""Celery tasks of the core app."""
 
 import socket
 
 from celery import Task, shared_task
 
-from portal.health import worker_heartbeat_record
+from core.health import worker_heartbeat_record
 
 
-@shared_task(bind=True, name="portal.tasks.heartbeat_record")
+# The name it had in the portal app: beat's schedule and messages already queued keep working.
+@shared_task(bind=True, name="core.tasks.heartbeat_record")
 def heartbeat_record(self: Task) -> None:
     """Record that the worker running this is alive (scheduled by beat: CELERY_BEAT_SCHEDULE).
 

@@ -7,8 +7,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
-from grants.models import Partner
-from portal.models import AuditEntry
+from core.models import AuditEntry
 
 # Stand in for a secret's value in before/after: the trail says a secret changed, never what to.
 MASK_SET = "[set]"
@@ -38,7 +37,7 @@ def audit_record(
     actor: User | AnonymousUser | None,
     action: str,
     obj: models.Model,
-    partner: Optional[Partner],
+    partner: Optional[models.Model],  # a grants.Partner; core imports no app above it
     before: Optional[dict[str, Any]] = None,
     after: Optional[dict[str, Any]] = None,
     reason: str = "",
@@ -49,7 +48,7 @@ def audit_record(
     """
     return AuditEntry.objects.create(
         actor=actor if isinstance(actor, User) else None,
-        partner=partner,
+        partner_id=partner.pk if partner is not None else None,
         action=action,
         object_type=obj._meta.model_name or type(obj).__name__.lower(),
         object_id=_object_id(obj),
@@ -63,20 +62,3 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[
     """The parts of two snapshots that differ, as (before, after)."""
     keys = [key for key in after if before.get(key) != after[key]]
     return {key: before.get(key) for key in keys}, {key: after[key] for key in keys}
-
-
-# The partner fields an audit entry shows; secrets are summarised by the caller, never copied.
-PARTNER_AUDITED_FIELDS = (
-    "name",
-    "slug",
-    "rg_username",
-    "rg_partner_id",
-    "rg_company_id",
-    "rg_api_url",
-    "grant_email_address",
-    "is_active",
-)
-
-
-def partner_snapshot(partner: Partner) -> dict[str, Any]:
-    return {field: getattr(partner, field) for field in PARTNER_AUDITED_FIELDS}

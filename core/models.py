@@ -26,6 +26,8 @@ class AuditEntry(models.Model):
     created = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        # Moved from the portal app (core/migrations/0001_initial.py); the table kept its name.
+        db_table = "portal_auditentry"
         ordering = ["-created", "-id"]
         indexes = [
             # The audit page lists one partner's newest entries first.
@@ -53,6 +55,9 @@ class WorkerHeartbeat(models.Model):
 
     hostname = models.CharField(max_length=200, unique=True)
     last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "portal_workerheartbeat"  # moved from the portal app, as AuditEntry
 
     def __str__(self) -> str:
         return f"{self.hostname} at {self.last_seen:%Y-%m-%d %H:%M:%S}"

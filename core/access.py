@@ -1,7 +1,6 @@
-"""Who may see what: superusers every partner, other staff the partners they belong to.
+"""Who may act at all: signed-in staff, and superusers for what is no one partner's.
 
-Every dashboard lookup starts from `partners_visible_to`, so an object outside the user's
-partners is a 404, whether it was linked or its URL guessed.
+Which partners a staff user may see is grants.access's business.
 """
 
 from collections.abc import Callable
@@ -9,28 +8,11 @@ from functools import wraps
 from typing import Concatenate, ParamSpec
 
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404
-
-from grants.models import Partner
 
 P = ParamSpec("P")
-
-
-def partners_visible_to(user: User | AnonymousUser) -> QuerySet[Partner]:
-    if not isinstance(user, User) or not user.is_staff:
-        return Partner.objects.none()
-    if user.is_superuser:
-        return Partner.objects.all()
-    return Partner.objects.filter(staff=user)
-
-
-def partner_or_404(user: User | AnonymousUser, slug: str) -> Partner:
-    """The partner with this slug if the user may see it; otherwise 404, as if it did not exist."""
-    return get_object_or_404(partners_visible_to(user), slug=slug)
 
 
 def acting_user(request: HttpRequest) -> User:

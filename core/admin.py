@@ -1,5 +1,5 @@
-"""The admin's base classes, which scope every page to the user's partners, and the admin for the
-portal's own records (the audit trail and worker heartbeats are logs, so read-only).
+"""The admin's base classes, which scope every page to the user's partners, and the admin for
+core's own records (the audit trail and worker heartbeats are logs, so read-only).
 
 Every admin registered derives from `ScopedAdmin` (tests/portal/test_admin_registry.py checks
 it): a staff user who is not a superuser sees only their partners' rows, whatever model
@@ -21,8 +21,7 @@ from django.db.models.fields.related import RelatedField
 from django.forms import ModelForm
 from django.http import Http404, HttpRequest
 
-from portal.access import partners_visible_to
-from portal.models import AuditEntry, WorkerHeartbeat
+from core.models import AuditEntry, WorkerHeartbeat
 
 
 class ScopedAdmin(admin.ModelAdmin):
@@ -87,12 +86,17 @@ class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):
 
 
 class PartnerScopedAdmin(ScopedAdmin):
-    """Rows that belong to a partner through `partner_path` (a lookup ending at a Partner)."""
+    """Rows that belong to a partner through `partner_path` (a lookup ending at a Partner; empty
+    for the Partner admin itself)."""
 
     partner_path = "partner"
 
     def scope(self, queryset: QuerySet[Any], request: HttpRequest) -> QuerySet[Any]:
-        return queryset.filter(**{f"{self.partner_path}__in": partners_visible_to(request.user)})
+        # A staff user sees the partners whose staff they are (grants.access.partners_visible_to,
+        # for a user the admin already knows is staff and not a superuser), spelled as a lookup
+        # through Partner.staff so that core imports nothing of grants.
+        staff = f"{self.partner_path}__staff" if self.partner_path else "staff"
+        return queryset.filter(**{staff: request.user})
 
 
 class SuperuserOnlyAdmin(ScopedAdmin):
