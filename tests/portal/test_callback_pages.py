@@ -12,7 +12,7 @@ from django.utils.datastructures import CaseInsensitiveMapping
 from core.models import AuditEntry
 from grants.callbacks import webhook_event_receive, webhook_rejection_record
 from grants.models import Partner, Site, WebhookEvent
-from portal import callback_views
+from portal.views import callbacks as callback_views
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from grants.models import Partner, Site, WebhookEvent
 from grants.services import site_grant
 from leads.models import Lead
 from leads.services import lead_submit
-from portal import lead_views
+from portal.views import leads as lead_views
 
 pytestmark = pytest.mark.django_db
 

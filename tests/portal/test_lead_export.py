@@ -19,7 +19,7 @@ from grants.models import Partner, Site
 from grants.services import site_grant
 from leads.models import Lead
 from leads.services import lead_submit
-from portal.export_views import HEADER, cell
+from portal.views.export import HEADER, cell
 from tests.leads.conftest import FakeRealGeeks
 
 pytestmark = pytest.mark.django_db

@@ -193,7 +193,7 @@ def test_bad_filters_are_refused_clearly_and_kept_in_the_form(acme_client, many,
 
 
 def test_keyset_pages_walk_every_lead_once_in_order_and_back(acme_client, partner, site, send, rg, monkeypatch):
-    monkeypatch.setattr("portal.lead_views.PAGE_SIZE", 3)
+    monkeypatch.setattr("portal.views.leads.PAGE_SIZE", 3)
     made = [send(partner, f"p{n}@example.com") for n in range(8)]
     # Three leads share one timestamp: the id breaks the tie, so none is skipped or repeated.
     same = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from core.models import WorkerHeartbeat
 from grants.models import Site
 from leads.models import Delivery, Lead
-from portal import overview
+from portal.views import overview
 from tests.leads.test_stats import E401, E422, E503, Seed
 
 pytestmark = pytest.mark.django_db

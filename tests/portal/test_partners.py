@@ -7,8 +7,8 @@ from core.models import AuditEntry
 from grants import services as grant_services
 from grants.encryption import decrypt
 from grants.models import PARTNER_NAME_TAKEN, ApiKey, Partner
-from portal.forms import secret_fingerprint
-from portal.partner_views import ISSUED_KEY_SESSION
+from portal.forms.partners import secret_fingerprint
+from portal.views.partners import ISSUED_KEY_SESSION
 
 pytestmark = pytest.mark.django_db
 

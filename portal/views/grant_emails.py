@@ -37,14 +37,14 @@ from grants.emails import (
 from grants.htmltext import html_to_text
 from grants.models import GrantEmail, Partner, Site
 from grants.parsing import parse_grant_email
-from portal.callback_views import cursor_row, newest_first_page
-from portal.grant_forms import (
+from portal.forms.grants import (
     NO_PARTNER,
     GrantEmailDismissForm,
     GrantEmailFilterForm,
     GrantEmailPasteForm,
     GrantEmailResolveForm,
 )
+from portal.views.callbacks import cursor_row, newest_first_page
 
 PAGE_SIZE = 50
 # What a page shows of one message; the whole message stays stored (up to its own limit).

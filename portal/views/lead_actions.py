@@ -36,8 +36,8 @@ from leads.staff_services import (
     site_agents,
 )
 from leads.validation import PayloadError
-from portal.lead_forms import ActivityForm, AssignForm, LeadEditForm, LeadFieldsForm, LeadPatchForm
-from portal.lead_views import lead_or_404
+from portal.forms.leads import ActivityForm, AssignForm, LeadEditForm, LeadFieldsForm, LeadPatchForm
+from portal.views.leads import lead_or_404
 
 ChangeResult = tuple[Delivery, list[FieldChange]]
 

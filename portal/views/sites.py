@@ -23,7 +23,7 @@ from leads import bulk, queue, stats
 from leads.circuit import circuit_resume, circuit_state
 from leads.delivery import deliveries_release_held
 from leads.models import Delivery
-from portal.forms import SiteGrantForm, SiteRevokeForm
+from portal.forms.sites import SiteGrantForm, SiteRevokeForm
 
 # Held deliveries listed on a site's page; the count above the list covers them all.
 HELD_LIST_LIMIT = 50

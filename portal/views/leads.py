@@ -1,7 +1,7 @@
 """The leads list (filters, search, keyset pages), one lead's page (data and timeline) and one
 delivery's page (all its attempts).
 
-The actions on a lead are in portal.lead_actions.
+The actions on a lead are in portal.views.lead_actions.
 """
 
 import json
@@ -29,7 +29,7 @@ from leads.models import Delivery, DeliveryAttempt, Lead, LeadQuerySet
 from leads.services import RETRYABLE_STATUSES
 from leads.staff_services import CANCELLABLE_STATUSES
 from portal import attempts as attempt_view
-from portal.lead_forms import LeadFilterForm
+from portal.forms.leads import LeadFilterForm
 
 PAGE_SIZE = 50
 # The lead's page shows this many of the newest staff actions on the lead and the deliveries it

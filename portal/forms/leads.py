@@ -28,7 +28,7 @@ from leads.validation import (
     validate_activity,
     validate_lead,
 )
-from portal.filter_forms import DayField
+from portal.forms.filters import DayField
 from portal.validators import validate_phone
 
 # RG names the field in its message ("Field 'email' is not a valid email address."); the form

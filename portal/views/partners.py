@@ -20,7 +20,7 @@ from grants.access import partner_or_404, partners_visible_to
 from grants.audit import partner_snapshot
 from grants.encryption import decrypt, encrypt
 from grants.models import ApiKey, Partner, Site
-from portal.forms import ApiKeyIssueForm, PartnerCreateForm, PartnerEditForm, secret_fingerprint
+from portal.forms.partners import ApiKeyIssueForm, PartnerCreateForm, PartnerEditForm, secret_fingerprint
 
 
 @staff_required

@@ -1,37 +1,17 @@
+"""The staff audit trail's page."""
+
 import re
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
 
-from core import health
 from core.access import staff_required
 from core.models import AuditEntry
 from grants.access import partners_visible_to
-from portal.filter_forms import AuditFilterForm
+from portal.forms.filters import AuditFilterForm
 
 AUDIT_PAGE_SIZE = 50
 _ID = re.compile(r"[0-9]{1,18}")  # an entry id: ASCII digits, within a bigint
-
-
-@require_GET
-@never_cache
-def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database and the broker answer; 503 naming what does not (for load balancers).
-
-    `workers_last_seen` (seconds since a worker's last heartbeat, or null) is information only.
-    """
-    problems = {
-        name: problem
-        for name, problem in (("database", health.database_problem()), ("broker", health.broker_problem()))
-        if problem
-    }
-    workers_last_seen = health.workers_last_seen()
-    if problems:
-        body = {"status": "unavailable", "problems": problems, "workers_last_seen": workers_last_seen}
-        return JsonResponse(body, status=503)
-    return JsonResponse({"status": "ok", "workers_last_seen": workers_last_seen})
 
 
 @staff_required

@@ -24,7 +24,7 @@ from grants.access import partners_visible_to
 from grants.callbacks import webhook_event_reprocess
 from grants.destination import CallbackProblem
 from grants.models import Partner, Site, WebhookEvent, WebhookRejection
-from portal.grant_forms import UUID_EXAMPLE, CallbackFilterForm
+from portal.forms.grants import UUID_EXAMPLE, CallbackFilterForm
 
 PAGE_SIZE = 50
 # The body is shown whole up to this size; RG's callbacks are a few kB, the webhook accepts 1 MiB.

@@ -21,7 +21,7 @@ from grants.access import partners_visible_to
 from grants.models import Partner
 from leads import bulk
 from leads.models import BulkRetry, BulkRetryItem, Delivery, Operation
-from portal.filter_forms import DayField
+from portal.forms.filters import DayField
 
 FILTER_FIELDS = (
     "partner",

@@ -16,8 +16,8 @@ from core.access import staff_required
 from grants.access import partners_visible_to
 from grants.models import Partner, Site, WebhookEvent
 from leads.models import BulkRetry, Lead
-from portal.lead_forms import LeadFilterForm
-from portal.lead_views import leads_matching
+from portal.forms.leads import LeadFilterForm
+from portal.views.leads import leads_matching
 
 # Enough for any email, phone, name or id; the leads list's search has the same bound.
 QUERY_MAX_CHARS = 200

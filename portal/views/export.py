@@ -14,8 +14,8 @@ from django.views.decorators.http import require_GET
 from core.access import staff_required
 from grants.access import partners_visible_to
 from leads.models import Delivery
-from portal.lead_forms import LeadFilterForm
-from portal.lead_views import leads_matching
+from portal.forms.leads import LeadFilterForm
+from portal.views.leads import leads_matching
 
 # Rows read per database round trip (a server-side cursor on PostgreSQL).
 CHUNK_SIZE = 2000

@@ -1,0 +1,1 @@
+"""The dashboard's forms, one module per area."""
