@@ -35,6 +35,7 @@ lint: $(VENV)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/lint-imports --no-logo --no-cache
 
 # The whole suite. Tests that need PostgreSQL, Redis or a real worker start their own servers;
 # with REQUIRE_REAL_SERVERS=1 (set by .ci/run) a missing binary fails instead of skipping.
