@@ -154,17 +154,7 @@ class PartnerAdmin(PartnerScopedAdmin):
 def revoke_api_keys(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
     revoked = 0
     for key in queryset.filter(revoked_at__isnull=True).select_related("partner"):
-        with transaction.atomic():
-            services.api_key_revoke(key=key)
-            audit_record(
-                actor=acting_user(request),
-                action="api_key.revoke",
-                obj=key,
-                partner=key.partner,
-                before={"revoked_at": None},
-                after={"revoked_at": key.revoked_at},
-                reason="Django admin",
-            )
+        services.api_key_revoke(key=key, actor=acting_user(request), reason="Django admin")
         revoked += 1
     modeladmin.message_user(request, f"{revoked} key(s) revoked.", messages.SUCCESS)
 

@@ -1,4 +1,8 @@
-"""Operations on partners, API keys and site grants."""
+"""Operations on partners, API keys and site grants.
+
+When a person acts (`actor`), the operation records its own audit entry in its transaction;
+commands, callbacks and grant emails (no actor) leave the status history only.
+"""
 
 import uuid
 from typing import Optional
@@ -9,7 +13,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from core.audit import MASK_SET, audit_record
 from grants import rg_url
+from grants.audit import partner_snapshot
 from grants.models import PARTNER_NAME_TAKEN, ApiKey, GrantEmail, Partner, Site, SiteStatusChange, WebhookEvent
 from grants.signals import site_granted
 
@@ -25,6 +31,7 @@ def partner_create(
     rg_partner_id: str = "",
     rg_company_id: str = "",
     rg_api_url: str = "",
+    actor: Optional[User] = None,
 ) -> Partner:
     """A new partner with a unique slug derived from its name.
 
@@ -55,23 +62,41 @@ def partner_create(
     try:
         with transaction.atomic():
             partner.save()
+            if actor is not None:
+                after = {**partner_snapshot(partner), "rg_password": MASK_SET, "webhook_secrets": {"count": 1}}
+                audit_record(actor=actor, action="partner.create", obj=partner, partner=partner, after=after)
     except IntegrityError:
         # Someone created a partner with this name or slug between the checks and the INSERT.
         raise ValidationError({"name": PARTNER_NAME_TAKEN}) from None
     return partner
 
 
-def api_key_issue(*, partner: Partner, label: str = "") -> tuple[ApiKey, str]:
+def api_key_issue(*, partner: Partner, label: str = "", actor: Optional[User] = None) -> tuple[ApiKey, str]:
     """A saved key and its secret, which is returned here once and never stored."""
     key, secret = ApiKey.new(partner=partner, label=label)
-    key.save()
+    with transaction.atomic():
+        key.save()
+        if actor is not None:
+            after = {"key_id": key.key_id, "label": key.label}
+            audit_record(actor=actor, action="api_key.issue", obj=key, partner=partner, after=after)
     return key, secret
 
 
-def api_key_revoke(*, key: ApiKey) -> ApiKey:
+def api_key_revoke(*, key: ApiKey, actor: Optional[User] = None, reason: str = "") -> ApiKey:
     if key.revoked_at is None:
-        key.revoked_at = timezone.now()
-        key.save(update_fields=["revoked_at"])
+        with transaction.atomic():
+            key.revoked_at = timezone.now()
+            key.save(update_fields=["revoked_at"])
+            if actor is not None:
+                audit_record(
+                    actor=actor,
+                    action="api_key.revoke",
+                    obj=key,
+                    partner=key.partner,
+                    before={"revoked_at": None},
+                    after={"revoked_at": key.revoked_at},
+                    reason=reason,
+                )
     return key
 
 
@@ -155,6 +180,16 @@ def site_revoke(
     """Withdraw the grant: new deliveries to the site are held until it is granted again."""
     site = Site.objects.select_for_update().get(pk=site.pk)
     if site.status != Site.Status.REVOKED:
+        if actor is not None:
+            audit_record(
+                actor=actor,
+                action="site.revoke",
+                obj=site,
+                partner=site.partner,
+                before={"status": site.status},
+                after={"status": Site.Status.REVOKED},
+                reason=note,
+            )
         _change_status(
             site,
             Site.Status.REVOKED,

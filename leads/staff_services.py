@@ -1,9 +1,11 @@
-"""What staff do to one lead from the dashboard: edit and resend, patch, add an activity, assign
-an agent, cancel a delivery.
+"""What staff do to one lead, from the dashboard or the read and act API: resend, edit and resend,
+patch, add an activity, assign an agent, cancel or retry a delivery.
 
-New deliveries go through the outbox exactly as a push does (`lead_submit`, `lead_resend`): one
-transaction writes them and they are published on commit; nothing here calls RG during the web
-request except the (cached) agent list.
+Each action records its own audit entry, in the action's transaction, when a person acts (an
+`actor`); a product acting with its API key (no actor) leaves none. New deliveries go through the
+outbox exactly as a push does (`lead_submit`, `lead_resend`): one transaction writes them and they
+are published on commit; nothing here calls RG during the web request except the (cached) agent
+list.
 """
 
 import copy
@@ -16,14 +18,15 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import audit_record
 from grants.models import Partner, SiteAgent
+from leads import delivery as outbox
 from leads.agents import AgentsUnavailable, users_for
-from leads.delivery import CANCELLABLE_STATUSES, delivery_cancel
 from leads.models import CREATING_OPERATIONS, Delivery, Lead, Operation
 from leads.services import lead_resend, lead_submit, payload_validate
-
-__all__ = ["CANCELLABLE_STATUSES", "delivery_cancel"]
 from leads.validation import validate_lead
+
+CANCELLABLE_STATUSES = outbox.CANCELLABLE_STATUSES
 
 # The lead fields staff may edit, in RG's order (REALGEEKS_API.md). `id`, `created` and
 # `activities` are not among them: the id is RG's key, and activities are added, never edited.
@@ -107,8 +110,30 @@ def _locked(lead: Lead, expected_version: Optional[str]) -> Lead:
     return locked
 
 
+def _audit(
+    actor: Optional[User],
+    action: str,
+    obj: Lead | Delivery,
+    partner: Partner,
+    *,
+    before: Optional[dict[str, Any]] = None,
+    after: Optional[dict[str, Any]] = None,
+    reason: str = "",
+) -> None:
+    if actor is not None:
+        audit_record(actor=actor, action=action, obj=obj, partner=partner, before=before, after=after, reason=reason)
+
+
+def _changes_audit(
+    actor: User, action: str, lead: Lead, changes: list[FieldChange], delivery: Delivery, reason: str
+) -> None:
+    before = {c.field: c.before for c in changes}
+    after = {**{c.field: c.after for c in changes}, "delivery": delivery.public_id}
+    _audit(actor, action, lead, lead.partner, before=before, after=after, reason=reason)
+
+
 def lead_edit_resend(
-    *, lead: Lead, edited: dict[str, Any], actor: User, expected_version: Optional[str] = None
+    *, lead: Lead, edited: dict[str, Any], actor: User, expected_version: Optional[str] = None, reason: str = ""
 ) -> tuple[Delivery, list[FieldChange]]:
     """Apply staff's edits to the lead, check it as RG checks a new lead, and send it again as a
     create under the same lead id. Returns the new delivery and the changes it carries.
@@ -128,6 +153,7 @@ def lead_edit_resend(
         lead.updated = timezone.now()
         lead.save(update_fields=["data", "email", "name", "phone", "updated"])
         delivery = lead_resend(lead=lead, actor=actor)
+        _changes_audit(actor, "lead.edit_resend", lead, changes, delivery, reason)
     return delivery, changes
 
 
@@ -140,11 +166,16 @@ def lead_resend_checked(*, lead: Lead, actor: Optional[User]) -> Delivery:
     first = lead.deliveries.filter(operation__in=CREATING_OPERATIONS).order_by("sequence").first()
     operation = first.operation if first else Operation.CREATE_LEAD
     payload_validate(operation, {**lead.data, "id": str(lead.lead_id)})
-    return lead_resend(lead=lead, actor=actor)
+    with transaction.atomic():
+        delivery = lead_resend(lead=lead, actor=actor)
+        status_now = Lead.objects.values_list("status", flat=True).get(pk=lead.pk)
+        after = {"status": status_now, "delivery": delivery.public_id}
+        _audit(actor, "lead.resend", lead, lead.partner, before={"status": lead.status}, after=after)
+    return delivery
 
 
 def lead_patch(
-    *, lead: Lead, edited: dict[str, Any], actor: User, expected_version: Optional[str] = None
+    *, lead: Lead, edited: dict[str, Any], actor: User, expected_version: Optional[str] = None, reason: str = ""
 ) -> tuple[Delivery, list[FieldChange]]:
     """Send only the fields staff changed, as an `update_lead` delivery (a cleared field is sent
     as "", which RG's update accepts for any field).
@@ -158,18 +189,45 @@ def lead_patch(
             raise NothingChangedError("Nothing changed.")
         body = {change.field: "" if change.after is None else change.after for change in changes}
         delivery = _submit(lead, Operation.UPDATE_LEAD, body, actor)
+        _changes_audit(actor, "lead.patch", lead, changes, delivery, reason)
     return delivery, changes
 
 
 def lead_activity_add(*, lead: Lead, activity: dict[str, Any], actor: User) -> Delivery:
     """Add one activity to the lead at RG. Raises PayloadError when RG would refuse it."""
-    return _submit(lead, Operation.ADD_ACTIVITIES, [activity], actor)
+    with transaction.atomic():
+        delivery = _submit(lead, Operation.ADD_ACTIVITIES, [activity], actor)
+        after = {"activity": activity, "delivery": delivery.public_id}
+        _audit(actor, "lead.activity_add", lead, lead.partner, after=after)
+    return delivery
 
 
-def lead_assign(*, lead: Lead, user_id: str, actor: User) -> Delivery:
+def lead_assign(*, lead: Lead, user_id: str, actor: User, agent_name: str = "") -> Delivery:
     """Assign the lead to one of the site's RG users, the way RG documents it: a `was_assigned`
     activity naming the user's id."""
-    return lead_activity_add(lead=lead, activity={"type": "was_assigned", "user": {"id": user_id}}, actor=actor)
+    with transaction.atomic():
+        delivery = _submit(lead, Operation.ADD_ACTIVITIES, [{"type": "was_assigned", "user": {"id": user_id}}], actor)
+        after = {"agent": {"id": user_id, "name": agent_name}, "delivery": delivery.public_id}
+        _audit(actor, "lead.assign", lead, lead.partner, after=after)
+    return delivery
+
+
+def delivery_cancel(*, delivery: Delivery, actor: User) -> Delivery:
+    """Cancel a delivery that has not been sent (leads.delivery.delivery_cancel says which)."""
+    before, partner = {"status": delivery.status}, delivery.lead.partner
+    with transaction.atomic():
+        delivery = outbox.delivery_cancel(delivery=delivery, actor=actor)
+        _audit(actor, "delivery.cancel", delivery, partner, before=before, after={"status": delivery.status})
+    return delivery
+
+
+def delivery_retry(*, delivery: Delivery, actor: Optional[User]) -> Delivery:
+    """Attempt a failed, dead, retrying or held delivery now, with a fresh automatic retry budget."""
+    before, partner = {"status": delivery.status, "attempt_count": delivery.attempt_count}, delivery.lead.partner
+    with transaction.atomic():
+        delivery = outbox.delivery_retry(delivery=delivery, actor=actor)
+        _audit(actor, "delivery.retry", delivery, partner, before=before, after={"status": delivery.status})
+    return delivery
 
 
 def _submit(lead: Lead, operation: str, data: Any, actor: User) -> Delivery:

@@ -4,7 +4,6 @@ an API key sees its partner, a signed-in staff user the partners they belong to.
 import uuid
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from drf_spectacular.types import OpenApiTypes
@@ -16,7 +15,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.audit import audit_record
 from grants.authentication import ApiKeyAuthentication
 from grants.models import Site
 from leads.api.access import HasApiKeyOrStaffSession, partners_for, person
@@ -32,8 +30,7 @@ from leads.api.serializers import (
 )
 from leads.history import attempts_newest_first, latest_attempts, latest_deliveries
 from leads.models import Delivery, DeliveryAttempt, Lead, LeadQuerySet
-from leads.services import delivery_retry
-from leads.staff_services import lead_resend_checked
+from leads.staff_services import delivery_retry, lead_resend_checked
 from partner_portal.csp import ApiPolicy
 
 
@@ -194,10 +191,9 @@ class LeadResendView(ReadApiView):
     @extend_schema(parameters=[PARTNER_PARAMETER], request=None, responses={202: DeliverySerializer, 409: AMBIGUOUS})
     def post(self, request: Request, lead_id: str) -> Response:
         lead = _lead(request, lead_id)
-        with transaction.atomic():
-            # Checked first: a lead known only from updates may lack what RG requires of a create.
-            delivery = lead_resend_checked(lead=lead, actor=person(request))
-            _audit(request, "lead.resend", lead, partner=lead.partner, after={"delivery": delivery.public_id})
+        # Checked first: a lead known only from updates may lack what RG requires of a create.
+        # A person's resend joins the audit trail; a product's key leaves no entry.
+        delivery = lead_resend_checked(lead=lead, actor=person(request))
         body = DeliverySerializer(_with_latest_attempts(delivery), context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED)
 
@@ -206,18 +202,9 @@ class DeliveryRetryView(ReadApiView):
     @extend_schema(request=None, responses={202: DeliverySerializer, 409: OpenApiTypes.OBJECT})
     def post(self, request: Request, delivery_id: str) -> Response:
         delivery = _delivery(_deliveries(request).select_related("lead"), delivery_id)
-        with transaction.atomic():
-            before = {"status": delivery.status, "attempt_count": delivery.attempt_count}
-            delivery = delivery_retry(delivery=delivery, actor=person(request))
-            _audit(request, "delivery.retry", delivery, partner=delivery.lead.partner, before=before)
+        delivery = delivery_retry(delivery=delivery, actor=person(request))
         body = DeliverySerializer(_with_latest_attempts(delivery), context={"request": request}).data
         return Response(body, status=status.HTTP_202_ACCEPTED)
-
-
-def _audit(request: Request, action: str, obj: Any, *, partner: Any, **snapshots: Any) -> None:
-    """Staff actions join the audit trail (in the action's transaction); a product's key does not."""
-    if person(request) is not None:
-        audit_record(actor=person(request), action=action, obj=obj, partner=partner, **snapshots)
 
 
 @extend_schema(parameters=[OpenApiParameter("status", str, enum=Site.Status.values)])

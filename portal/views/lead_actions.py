@@ -12,14 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.access import acting_user, staff_required
-from core.audit import audit_record
-from leads import services
 from leads.models import Delivery, Lead
 from leads.services import DeliveryStateError
 from leads.staff_services import (
@@ -27,6 +24,7 @@ from leads.staff_services import (
     LeadChangedError,
     NothingChangedError,
     delivery_cancel,
+    delivery_retry,
     lead_activity_add,
     lead_assign,
     lead_edit_resend,
@@ -56,25 +54,12 @@ def _to_lead(lead: Lead) -> HttpResponse:
     return redirect("portal:lead_detail", slug=lead.partner.slug, lead_id=lead.lead_id)
 
 
-def _status_now(lead: Lead) -> str:
-    return Lead.objects.values_list("status", flat=True).get(pk=lead.pk)
-
-
 @require_POST
 @staff_required
 def lead_resend(request: HttpRequest, slug: str, lead_id: uuid.UUID) -> HttpResponse:
     lead = lead_or_404(request, slug, lead_id)
     try:
-        with transaction.atomic():
-            delivery = lead_resend_checked(lead=lead, actor=acting_user(request))
-            audit_record(
-                actor=acting_user(request),
-                action="lead.resend",
-                obj=lead,
-                partner=lead.partner,
-                before={"status": lead.status},
-                after={"status": _status_now(lead), "delivery": delivery.public_id},
-            )
+        delivery = lead_resend_checked(lead=lead, actor=acting_user(request))
     except PayloadError as error:
         messages.error(request, RESEND_REFUSED.format(problem=error.message))
         return redirect("portal:lead_edit", slug=lead.partner.slug, lead_id=lead.lead_id)
@@ -102,33 +87,18 @@ def _form_again(
     return form
 
 
-def _changes(changes: list[Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    return {c.field: c.before for c in changes}, {c.field: c.after for c in changes}
-
-
-def _change_and_audit(
-    request: HttpRequest, lead: Lead, form: LeadFieldsForm, change: Callable[..., ChangeResult], action: str
+def _change(
+    request: HttpRequest, lead: Lead, form: LeadFieldsForm, change: Callable[..., ChangeResult]
 ) -> ChangeResult:
-    """Run an edit service (`lead_edit_resend` or `lead_patch`) on the form's fields and audit what
-    it changed, in one transaction; raises what the service raises."""
-    with transaction.atomic():
-        delivery, changes = change(
-            lead=lead,
-            edited=form.edited(),
-            actor=acting_user(request),
-            expected_version=form.cleaned_data["version"] or None,
-        )
-        before, after = _changes(changes)
-        audit_record(
-            actor=acting_user(request),
-            action=action,
-            obj=lead,
-            partner=lead.partner,
-            before=before,
-            after={**after, "delivery": delivery.public_id},
-            reason=form.cleaned_data["reason"],
-        )
-    return delivery, changes
+    """Run an edit service (`lead_edit_resend` or `lead_patch`) on the form's fields; it audits
+    what it changed. Raises what the service raises."""
+    return change(
+        lead=lead,
+        edited=form.edited(),
+        actor=acting_user(request),
+        expected_version=form.cleaned_data["version"] or None,
+        reason=form.cleaned_data["reason"],
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -145,7 +115,7 @@ def lead_edit(request: HttpRequest, slug: str, lead_id: uuid.UUID) -> HttpRespon
     if request.POST.get("confirm") != "1":
         return _fields_page(request, template, lead, form, preview=True)
     try:
-        delivery, changes = _change_and_audit(request, lead, form, lead_edit_resend, "lead.edit_resend")
+        delivery, changes = _change(request, lead, form, lead_edit_resend)
     except (LeadChangedError, NothingChangedError, PayloadError):
         return _fields_page(request, template, lead, _form_again(request, LeadEditForm, slug, lead_id))
     fields = ", ".join(c.field for c in changes)
@@ -165,7 +135,7 @@ def lead_patch_view(request: HttpRequest, slug: str, lead_id: uuid.UUID) -> Http
     if not form.is_valid():
         return _fields_page(request, template, lead, form)
     try:
-        delivery, changes = _change_and_audit(request, lead, form, lead_patch, "lead.patch")
+        delivery, changes = _change(request, lead, form, lead_patch)
     except (LeadChangedError, NothingChangedError, PayloadError):
         return _fields_page(request, template, lead, _form_again(request, LeadPatchForm, slug, lead_id))
     fields = ", ".join(c.field for c in changes)
@@ -179,15 +149,7 @@ def lead_activity(request: HttpRequest, slug: str, lead_id: uuid.UUID) -> HttpRe
     lead = lead_or_404(request, slug, lead_id)
     form = ActivityForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            delivery = lead_activity_add(lead=lead, activity=form.activity, actor=acting_user(request))
-            audit_record(
-                actor=acting_user(request),
-                action="lead.activity_add",
-                obj=lead,
-                partner=lead.partner,
-                after={"activity": form.activity, "delivery": delivery.public_id},
-            )
+        delivery = lead_activity_add(lead=lead, activity=form.activity, actor=acting_user(request))
         messages.success(request, f"Added a “{form.activity['type']}” activity (delivery #{delivery.sequence}).")
         return _to_lead(lead)
     context = {"lead": lead, "partner": lead.partner, "form": form, "section": "leads"}
@@ -203,15 +165,7 @@ def lead_assign_view(request: HttpRequest, slug: str, lead_id: uuid.UUID) -> Htt
     form = AssignForm(request.POST if request.method == "POST" else None, agents=agents)
     if request.method == "POST" and form.is_valid():
         agent = form.agents[form.cleaned_data["agent"]]
-        with transaction.atomic():
-            delivery = lead_assign(lead=lead, user_id=agent.id, actor=acting_user(request))
-            audit_record(
-                actor=acting_user(request),
-                action="lead.assign",
-                obj=lead,
-                partner=lead.partner,
-                after={"agent": {"id": agent.id, "name": agent.name}, "delivery": delivery.public_id},
-            )
+        delivery = lead_assign(lead=lead, user_id=agent.id, agent_name=agent.name, actor=acting_user(request))
         messages.success(
             request,
             f"Assigning the lead to {agent.name or agent.id} (was_assigned activity, delivery #{delivery.sequence}).",
@@ -230,18 +184,8 @@ def _delivery_or_404(lead: Lead, delivery_id: uuid.UUID) -> Delivery:
 def delivery_cancel_view(request: HttpRequest, slug: str, lead_id: uuid.UUID, delivery_id: uuid.UUID) -> HttpResponse:
     lead = lead_or_404(request, slug, lead_id)
     delivery = _delivery_or_404(lead, delivery_id)
-    before = delivery.status
     try:
-        with transaction.atomic():
-            delivery = delivery_cancel(delivery=delivery, actor=acting_user(request))
-            audit_record(
-                actor=acting_user(request),
-                action="delivery.cancel",
-                obj=delivery,
-                partner=lead.partner,
-                before={"status": before},
-                after={"status": delivery.status},
-            )
+        delivery = delivery_cancel(delivery=delivery, actor=acting_user(request))
     except DeliveryStateError as exc:
         messages.error(request, exc.message)
     else:
@@ -254,18 +198,8 @@ def delivery_cancel_view(request: HttpRequest, slug: str, lead_id: uuid.UUID, de
 def delivery_retry_view(request: HttpRequest, slug: str, lead_id: uuid.UUID, delivery_id: uuid.UUID) -> HttpResponse:
     lead = lead_or_404(request, slug, lead_id)
     delivery = _delivery_or_404(lead, delivery_id)
-    before = {"status": delivery.status, "attempt_count": delivery.attempt_count}
     try:
-        with transaction.atomic():
-            delivery = services.delivery_retry(delivery=delivery, actor=acting_user(request))
-            audit_record(
-                actor=acting_user(request),
-                action="delivery.retry",
-                obj=delivery,
-                partner=lead.partner,
-                before=before,
-                after={"status": delivery.status},
-            )
+        delivery = delivery_retry(delivery=delivery, actor=acting_user(request))
     except DeliveryStateError as exc:
         messages.error(request, exc.message)
     else:

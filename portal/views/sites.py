@@ -5,7 +5,6 @@ import uuid
 
 from django.conf import settings
 from django.contrib import messages
-from django.db import transaction
 from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,13 +14,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from core.access import acting_user, staff_required
-from core.audit import audit_record
 from grants import services
 from grants.access import partner_or_404, partners_visible_to
 from grants.models import Partner, Site
-from leads import bulk, queue, stats
-from leads.circuit import circuit_resume, circuit_state
-from leads.delivery import deliveries_release_held
+from leads import site_actions, stats
+from leads.circuit import circuit_state
 from leads.models import Delivery
 from portal.forms.sites import SiteGrantForm, SiteRevokeForm
 
@@ -115,30 +112,13 @@ def site_grant(request: HttpRequest, slug: str) -> HttpResponse:
     if not form.is_valid():
         return _render_list(request, partner, form)
     site_uuid: uuid.UUID = form.cleaned_data["site_uuid"]
-    previous = partner.sites.filter(site_uuid=site_uuid).values_list("status", flat=True).first()
-    with transaction.atomic():
-        # Counted in the grant's transaction: granting releases exactly these (on commit).
-        held = Delivery.objects.filter(
-            lead__partner=partner, lead__site__site_uuid=site_uuid, status=Delivery.Status.HELD
-        ).count()
-        site = services.site_grant(
-            partner=partner,
-            site_uuid=site_uuid,
-            source=Site.Source.MANUAL,
-            name=form.cleaned_data["name"],
-            note=form.cleaned_data["note"],
-            actor=acting_user(request),
-        )
-        if previous != site.status:
-            audit_record(
-                actor=acting_user(request),
-                action="site.grant",
-                obj=site,
-                partner=partner,
-                before={"status": previous},
-                after={"status": site.status, "source": site.source, "held_released": held},
-                reason=form.cleaned_data["note"],
-            )
+    site, previous, held = site_actions.site_grant(
+        partner=partner,
+        site_uuid=site_uuid,
+        name=form.cleaned_data["name"],
+        note=form.cleaned_data["note"],
+        actor=acting_user(request),
+    )
     if previous == Site.Status.ACTIVE:
         messages.info(request, f"{site} was already active; nothing changed.")
     elif held:
@@ -165,18 +145,7 @@ def site_revoke(request: HttpRequest, slug: str, site_uuid: uuid.UUID) -> HttpRe
     if site.status == Site.Status.REVOKED:
         messages.info(request, f"{site} was already revoked.")
     else:
-        with transaction.atomic():
-            previous = site.status
-            site = services.site_revoke(site=site, source=Site.Source.MANUAL, note=note, actor=acting_user(request))
-            audit_record(
-                actor=acting_user(request),
-                action="site.revoke",
-                obj=site,
-                partner=partner,
-                before={"status": previous},
-                after={"status": site.status},
-                reason=note,
-            )
+        site = services.site_revoke(site=site, source=Site.Source.MANUAL, note=note, actor=acting_user(request))
         messages.success(request, f"{site} is revoked: new deliveries to it are held until it is granted again.")
     return redirect("portal:site_detail", slug=partner.slug, site_uuid=site.site_uuid)
 
@@ -194,16 +163,7 @@ def site_held_release(request: HttpRequest, slug: str, site_uuid: uuid.UUID) -> 
             "held. Grant the site (its held deliveries then go out by themselves), or cancel them.",
         )
         return redirect(_held_anchor(partner, site))
-    with transaction.atomic():
-        released = deliveries_release_held(site=site)
-        if released:
-            audit_record(
-                actor=acting_user(request),
-                action="site.release_held",
-                obj=site,
-                partner=partner,
-                after={"released": released},
-            )
+    released = site_actions.site_held_release(site=site, actor=acting_user(request))
     remaining = held_deliveries_by_site(partner).get(site.pk, 0)
     if not released:
         messages.info(request, f"{site} has no held deliveries.")
@@ -218,16 +178,7 @@ def site_held_release(request: HttpRequest, slug: str, site_uuid: uuid.UUID) -> 
 def site_held_cancel(request: HttpRequest, slug: str, site_uuid: uuid.UUID) -> HttpResponse:
     partner = partner_or_404(request.user, slug)
     site = get_object_or_404(partner.sites, site_uuid=site_uuid)
-    with transaction.atomic():
-        cancelled = bulk.deliveries_cancel_held(site=site)
-        if cancelled:
-            audit_record(
-                actor=acting_user(request),
-                action="site.cancel_held",
-                obj=site,
-                partner=partner,
-                after={"cancelled": cancelled},
-            )
+    cancelled = site_actions.site_held_cancel(site=site, actor=acting_user(request))
     remaining = held_deliveries_by_site(partner).get(site.pk, 0)
     if not cancelled:
         messages.info(request, f"{site} has no held deliveries.")
@@ -245,26 +196,7 @@ def site_circuit_resume(request: HttpRequest, slug: str, site_uuid: uuid.UUID) -
     """Close the site's delivery circuit now, so its waiting deliveries go out without the cool-down."""
     partner = partner_or_404(request.user, slug)
     site = get_object_or_404(partner.sites, site_uuid=site_uuid)
-    before = circuit_state(site)
-    with transaction.atomic():
-        resumed = circuit_resume(site=site, actor=acting_user(request))
-        if resumed:
-            audit_record(
-                actor=acting_user(request),
-                action="site.circuit_resume",
-                obj=site,
-                partner=partner,
-                before={
-                    "circuit": before["state"],
-                    "consecutive_failures": before["consecutive_failures"],
-                    "retry_at": before["retry_at"],
-                    "last_error": before["last_error"],
-                },
-                after={"circuit": "closed", "consecutive_failures": 0},
-            )
-            # Deliveries that fell due while the circuit was open go out with a pump now, not at
-            # the next sweep.
-            queue.pump_hint_on_commit()
+    resumed = site_actions.site_circuit_resume(site=site, actor=acting_user(request))
     if resumed:
         messages.success(
             request, f"Resumed deliveries to {site}: its circuit is closed and waiting deliveries go out now."
