@@ -7,8 +7,9 @@ from celery import Task, shared_task
 from core.health import worker_heartbeat_record
 
 
-# The name it had in the portal app: beat's schedule and messages already queued keep working.
-@shared_task(bind=True, name="core.tasks.heartbeat_record")
+# Still registered under the name it had in the portal app, so that heartbeats already queued
+# when a deployment upgrades are consumed, not refused as an unknown task.
+@shared_task(bind=True, name="portal.tasks.heartbeat_record")
 def heartbeat_record(self: Task) -> None:
     """Record that the worker running this is alive (scheduled by beat: CELERY_BEAT_SCHEDULE).
 

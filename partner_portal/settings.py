@@ -394,7 +394,7 @@ WORKER_NICENESS = env.int("WORKER_NICENESS", default=10)
 # heartbeats do not pile up in the queue while every worker is down.
 WORKER_HEARTBEAT_SECONDS = env.float("WORKER_HEARTBEAT_SECONDS", default=30.0)
 CELERY_BEAT_SCHEDULE["portal-heartbeat"] = {
-    "task": "core.tasks.heartbeat_record",
+    "task": "portal.tasks.heartbeat_record",
     "schedule": WORKER_HEARTBEAT_SECONDS,
     "options": {"expires": WORKER_HEARTBEAT_SECONDS},
 }
