@@ -28,7 +28,7 @@ def users_for(partner: Partner, site_uuid: uuid.UUID) -> list[dict[str, Any]]:
     users = cache.get(cache_key)
     if users is not None:
         return list(users)
-    creds = realgeeks.Credentials(partner.api_url(), partner.rg_username, partner.rg_password)
+    creds = realgeeks.Credentials.for_partner(partner)
     try:
         users = realgeeks.list_users(creds, site_uuid)
     except realgeeks.RealGeeksError as exc:

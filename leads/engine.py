@@ -102,10 +102,7 @@ class Pump:
     def credentials_for(self, partner_id: int) -> realgeeks.Credentials:
         """Decrypted once per pump: a changed password is used by the next pump, seconds later."""
         if partner_id not in self._credentials:
-            partner = Partner.objects.get(pk=partner_id)
-            self._credentials[partner_id] = realgeeks.Credentials(
-                partner.api_url(), partner.rg_username, partner.rg_password
-            )
+            self._credentials[partner_id] = realgeeks.Credentials.for_partner(Partner.objects.get(pk=partner_id))
         return self._credentials[partner_id]
 
     def run(self, *, budget_seconds: float, idle_seconds: float) -> PumpResult:

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 import aiohttp
 import requests
@@ -30,6 +30,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from grants import rg_url
+from leads import rg_operations
 from leads.headers import response_headers_kept
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,24 @@ PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 422})
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 # RG's Ruby client sends it on creates: which of the site's Destinations should receive the lead.
 ROUTER_DESTINATIONS_HEADER = "X-ROUTER-DESTINATIONS"
+# RG's user list (GET /users) answers the push API's pass-through and the dashboard's agent
+# pickers. It is a read, not a delivery: nothing stores, validates or retries it, so it is no
+# Operation choice and no row of leads.rg_operations (whose every row is one), and `endpoint`
+# knows its path beside the table.
+LIST_USERS = "list_users"
+
+
+class RealGeeksAccount(Protocol):
+    """What Credentials.for_partner reads: a grants.models.Partner, not imported so that this
+    module stays free of models."""
+
+    @property
+    def rg_username(self) -> str: ...
+
+    @property
+    def rg_password(self) -> str: ...
+
+    def api_url(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -49,6 +68,12 @@ class Credentials:
     base_url: str
     username: str
     password: str = field(repr=False)
+
+    @classmethod
+    def for_partner(cls, partner: RealGeeksAccount) -> "Credentials":
+        """The partner's RG account as calls use it (the password decrypted, so keep the
+        result no longer than the call or the pump needs it)."""
+        return cls(partner.api_url(), partner.rg_username, partner.rg_password)
 
 
 @dataclass(frozen=True)
@@ -117,22 +142,20 @@ def v2_base_url(base_url: str) -> str:
 def endpoint(
     operation: str, *, base_url: str, site_uuid: uuid.UUID | str, lead_id: uuid.UUID | str | None = None
 ) -> Endpoint:
-    """The method and URL of one operation (the operation names of leads.models.Operation)."""
-    base = base_url.rstrip("/")
-    site = f"{base}/sites/{site_uuid}"
-    if operation == "create_lead":
-        return Endpoint("POST", f"{site}/leads")
-    if operation == "update_lead":
-        return Endpoint("PATCH", f"{site}/leads/{lead_id}")
-    if operation == "add_activities":
-        return Endpoint("POST", f"{site}/leads/{lead_id}/activities")
-    if operation == "potential_seller":
-        return Endpoint("POST", f"{site}/potential-seller-leads")
-    if operation == "update_lead_v2":
-        return Endpoint("PATCH", f"{v2_base_url(base)}/sites/{site_uuid}/leads/{lead_id}/")
-    if operation == "list_users":
-        return Endpoint("GET", f"{site}/users")
-    raise ValueError(f"Unknown Real Geeks operation {operation!r}")
+    """The method and URL of an operation: a row of leads.rg_operations, or LIST_USERS."""
+    if operation == LIST_USERS:
+        return Endpoint("GET", f"{base_url.rstrip('/')}/sites/{site_uuid}/users")
+    return _endpoint_of(rg_operations.by_name(operation), base_url, site_uuid, lead_id)
+
+
+def _endpoint_of(
+    op: rg_operations.RealGeeksOperation,
+    base_url: str,
+    site_uuid: uuid.UUID | str,
+    lead_id: uuid.UUID | str | None,
+) -> Endpoint:
+    base = v2_base_url(base_url) if op.v2 else base_url.rstrip("/")
+    return Endpoint(op.method, f"{base}/sites/{site_uuid}{op.path.format(lead_id=lead_id)}")
 
 
 def create_lead(creds: Credentials, site_uuid: uuid.UUID | str, lead: dict[str, Any]) -> Reply:
@@ -166,7 +189,7 @@ def update_lead_v2(
 
 def list_users(creds: Credentials, site_uuid: uuid.UUID | str) -> list[dict[str, Any]]:
     """The site's agents and lenders."""
-    reply = _send(creds, endpoint("list_users", base_url=creds.base_url, site_uuid=site_uuid), None)
+    reply = _send(creds, endpoint(LIST_USERS, base_url=creds.base_url, site_uuid=site_uuid), None)
     try:
         users = reply.json()
     except ValueError:
@@ -179,18 +202,10 @@ def list_users(creds: Credentials, site_uuid: uuid.UUID | str) -> list[dict[str,
 def call(
     operation: str, creds: Credentials, *, site_uuid: uuid.UUID | str, lead_id: uuid.UUID | str, payload: Any
 ) -> Reply:
-    """Dispatch a stored delivery to its typed function."""
-    if operation == "create_lead":
-        return create_lead(creds, site_uuid, payload)
-    if operation == "update_lead":
-        return update_lead(creds, site_uuid, lead_id, payload)
-    if operation == "add_activities":
-        return add_activities(creds, site_uuid, lead_id, payload)
-    if operation == "potential_seller":
-        return create_potential_seller_lead(creds, site_uuid, payload)
-    if operation == "update_lead_v2":
-        return update_lead_v2(creds, site_uuid, lead_id, payload)
-    raise ValueError(f"Unknown Real Geeks operation {operation!r}")
+    """Send a stored delivery: `payload` as its operation, a row of leads.rg_operations
+    (ValueError for any other name, LIST_USERS included: it is not a delivery)."""
+    ep = _endpoint_of(rg_operations.by_name(operation), creds.base_url, site_uuid, lead_id)
+    return _send(creds, ep, payload)
 
 
 def _send(creds: Credentials, ep: Endpoint, body: Any) -> Reply:

@@ -18,15 +18,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from grants.models import ApiKey, Partner, Site
-from leads import accept, queue
+from leads import accept, queue, rg_operations
 from leads.delivery import RETRYABLE_STATUSES, DeliveryStateError, delivery_retry
 from leads.models import CREATING_OPERATIONS, Delivery, DeliveryAttempt, Lead, Operation, lead_identity
-from leads.validation import (
-    PayloadError,
-    validate_activities,
-    validate_lead,
-    validate_potential_seller,
-)
+from leads.validation import PayloadError
 
 
 def timestamp(now: datetime) -> str:
@@ -36,15 +31,7 @@ def timestamp(now: datetime) -> str:
 
 def payload_validate(operation: str, data: Any) -> Any:
     """A checked copy of a request body for `operation`; raises PayloadError as RG would."""
-    if operation == Operation.CREATE_LEAD:
-        return validate_lead(data)
-    if operation in (Operation.UPDATE_LEAD, Operation.UPDATE_LEAD_V2):
-        return validate_lead(data, partial=True)
-    if operation == Operation.ADD_ACTIVITIES:
-        return validate_activities(data)
-    if operation == Operation.POTENTIAL_SELLER:
-        return validate_potential_seller(data)
-    raise ValueError(f"Unknown operation {operation!r}")
+    return rg_operations.by_name(operation).validate(data)
 
 
 def _stamp(payload: Any, operation: str, *, lead_id: uuid.UUID, now: datetime) -> None:

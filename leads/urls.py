@@ -5,6 +5,7 @@ from django.urls import URLPattern, URLResolver, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from leads.api import push, read, rg_only
+from leads.rg_operations import OPERATIONS, RealGeeksOperation
 
 app_name = "leads"
 
@@ -13,22 +14,23 @@ _SWAGGER_STYLES = csp_update({"style-src": ["'unsafe-inline'"]})
 # RG's paths exactly (the v1 ones have no trailing slash, v2's has one); a trailing slash is
 # tolerated both ways because some HTTP clients add or drop it.
 SITE = r"^rest/sites/(?P<site_uuid>[^/]+)"
+V2_SITE = r"^v2/rest/sites/(?P<site_uuid>[^/]+)"
+
+
+def push_path(op: RealGeeksOperation) -> URLPattern:
+    """The operation's path at RG (leads.rg_operations), served by its push view."""
+    path_at_rg = op.path.strip("/").format(lead_id=r"(?P<lead_id>[^/]+)")
+    return re_path(
+        rf"{V2_SITE if op.v2 else SITE}/{path_at_rg}/?$",
+        push.PUSH_VIEWS[op.name].as_view(),
+        name="push-" + op.name.replace("_", "-"),
+    )
+
+
 urlpatterns: list[URLPattern | URLResolver] = [
-    re_path(rf"{SITE}/leads/?$", push.CreateLeadView.as_view(), name="push-create-lead"),
-    re_path(rf"{SITE}/leads/(?P<lead_id>[^/]+)/?$", push.UpdateLeadView.as_view(), name="push-update-lead"),
-    re_path(
-        rf"{SITE}/leads/(?P<lead_id>[^/]+)/activities/?$",
-        push.AddActivitiesView.as_view(),
-        name="push-add-activities",
-    ),
-    re_path(rf"{SITE}/potential-seller-leads/?$", push.PotentialSellerLeadView.as_view(), name="push-potential-seller"),
+    *(push_path(op) for op in OPERATIONS.values()),
     re_path(rf"{SITE}/users/?$", push.UsersView.as_view(), name="push-users"),
     re_path(rf"{SITE}/users/(?P<user_id>[^/]+)/?$", rg_only.UserChangeView.as_view(), name="push-user-change"),
-    re_path(
-        r"^v2/rest/sites/(?P<site_uuid>[^/]+)/leads/(?P<lead_id>[^/]+)/?$",
-        push.UpdateLeadV2View.as_view(),
-        name="push-update-lead-v2",
-    ),
     path("api/leads/", read.LeadListView.as_view(), name="api-leads"),
     path("api/leads/<str:lead_id>/", read.LeadDetailView.as_view(), name="api-lead"),
     path("api/leads/<str:lead_id>/deliveries/", read.LeadDeliveriesView.as_view(), name="api-lead-deliveries"),

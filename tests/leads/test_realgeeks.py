@@ -12,6 +12,7 @@ from django.test import Client
 from grants.models import Partner, Site
 from leads import realgeeks
 from leads.models import Delivery
+from leads.rg_operations import OPERATIONS
 from leads.services import lead_submit
 from tests.leads.conftest import SITE_UUID, basic
 
@@ -38,20 +39,61 @@ def test_it_posts_a_lead_as_json_with_basic_auth_a_user_agent_and_both_timeouts(
     assert kwargs["timeout"] == (4.0, 19.0)
 
 
-@pytest.mark.parametrize(
-    ("operation", "method", "path"),
-    [
-        ("create_lead", "POST", f"/rest/sites/{SITE}/leads"),
-        ("update_lead", "PATCH", f"/rest/sites/{SITE}/leads/{LEAD}"),
-        ("add_activities", "POST", f"/rest/sites/{SITE}/leads/{LEAD}/activities"),
-        ("potential_seller", "POST", f"/rest/sites/{SITE}/potential-seller-leads"),
-        ("update_lead_v2", "PATCH", f"/v2/rest/sites/{SITE}/leads/{LEAD}/"),
-        ("list_users", "GET", f"/rest/sites/{SITE}/users"),
-    ],
-)
+# REALGEEKS_API.md section 1, as written there.
+RG_CALLS = [
+    ("create_lead", "POST", f"/rest/sites/{SITE}/leads"),
+    ("update_lead", "PATCH", f"/rest/sites/{SITE}/leads/{LEAD}"),
+    ("add_activities", "POST", f"/rest/sites/{SITE}/leads/{LEAD}/activities"),
+    ("potential_seller", "POST", f"/rest/sites/{SITE}/potential-seller-leads"),
+    ("update_lead_v2", "PATCH", f"/v2/rest/sites/{SITE}/leads/{LEAD}/"),
+    ("list_users", "GET", f"/rest/sites/{SITE}/users"),
+]
+
+
+@pytest.mark.parametrize(("operation", "method", "path"), RG_CALLS)
 def test_each_operation_has_rgs_method_and_path(operation, method, path):
     ep = realgeeks.endpoint(operation, base_url=BASE + "/", site_uuid=SITE, lead_id=LEAD)
     assert (ep.method, ep.url) == (method, "https://receivers.leadrouter.realgeeks.com" + path)
+
+
+def test_every_operation_and_the_user_list_are_checked_against_rgs_paths():
+    assert [operation for operation, _, _ in RG_CALLS] == [*OPERATIONS, realgeeks.LIST_USERS]
+
+
+@pytest.mark.parametrize("operation", ["delete_lead", "", "CREATE_LEAD"])
+def test_an_unknown_operation_has_no_endpoint(operation):
+    with pytest.raises(ValueError, match="Unknown Real Geeks operation"):
+        realgeeks.endpoint(operation, base_url=BASE, site_uuid=SITE, lead_id=LEAD)
+
+
+@pytest.mark.parametrize(("operation", "method", "path"), RG_CALLS[:-1])
+@responses.activate
+def test_call_sends_a_stored_payload_to_its_operations_path(operation, method, path):
+    url = "https://receivers.leadrouter.realgeeks.com" + path
+    success = 201 if operation in ("create_lead", "potential_seller") else 200
+    responses.add(method, url, status=success, body="{}")
+
+    reply = realgeeks.call(operation, CREDS, site_uuid=SITE, lead_id=LEAD, payload={"notes": "x"})
+
+    assert reply.status == success
+    sent = responses.calls[0].request
+    assert (sent.method, sent.url, json.loads(sent.body or b"")) == (method, url, {"notes": "x"})
+
+
+@pytest.mark.parametrize("operation", ["list_users", "delete_lead"])
+@responses.activate
+def test_call_refuses_what_is_not_a_delivery_without_sending(operation):
+    with pytest.raises(ValueError, match="Unknown Real Geeks operation"):
+        realgeeks.call(operation, CREDS, site_uuid=SITE, lead_id=LEAD, payload={})
+    assert len(responses.calls) == 0
+
+
+@pytest.mark.django_db
+def test_a_partners_credentials_are_its_rg_url_username_and_decrypted_password(partner):
+    creds = realgeeks.Credentials.for_partner(Partner.objects.get(pk=partner.pk))
+
+    assert creds == realgeeks.Credentials(partner.api_url(), "acme", "rg-password-acme")
+    assert "rg-password-acme" not in repr(creds)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
