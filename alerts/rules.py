@@ -165,11 +165,8 @@ def backlog_late(now: datetime) -> list[Finding]:
         lead=OuterRef("lead"), sequence__lt=OuterRef("sequence"), status__in=Delivery.BLOCKING_STATUSES
     )
     rows = (
-        Delivery.objects.filter(
-            status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING],
-            next_attempt_at__lte=cutoff,
-            lead__site__circuit_opened_at__isnull=True,
-        )
+        Delivery.objects.due(cutoff)  # due ALERTS_BACKLOG_MINUTES ago or earlier
+        .filter(lead__site__circuit_opened_at__isnull=True)
         .filter(~Exists(blocked))
         .values("lead__partner")
         .annotate(count=Count("id"), oldest=Min("next_attempt_at"))

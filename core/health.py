@@ -1,6 +1,7 @@
 """Is the portal able to work? Reachability checks for /healthz, and worker liveness.
 
-A periodic task (`core.tasks.heartbeat_record`, registered as `portal.tasks.heartbeat_record`) records that a worker ran it; /healthz reports
+A periodic task (`core.tasks.heartbeat_record`, registered under its old name
+`portal.tasks.heartbeat_record`) records that a worker ran it; /healthz reports
 how long ago that was. Worker liveness is reported, not judged: a load balancer must keep
 sending web traffic while workers restart, since the outbox holds the work until they return.
 """

@@ -39,13 +39,20 @@ from typing import Any, Optional
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from grants.models import Site
 from grants.services import site_mark_doubtful
 from leads import batch_update, circuit, metrics, queue, realgeeks, retry, rollup
-from leads.models import CREATING_OPERATIONS, Delivery, DeliveryAttempt, lead_summary_from
+from leads.models import (
+    CREATING_OPERATIONS,
+    Delivery,
+    DeliveryAttempt,
+    DeliveryFacts,
+    DeliveryQuerySet,
+    LeadSummary,
+    lead_summary_from,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +60,7 @@ WAITING_FOR_CREATE = "Waiting for the lead's create to be delivered."
 INTERRUPTED = "The worker stopped before this attempt finished; the delivery was handed to another."
 
 _BLOCKING = ", ".join(f"'{status}'" for status in Delivery.BLOCKING_STATUSES)
+_DUE_STATUSES = ", ".join(f"'{status}'" for status in Delivery.DUE_STATUSES)
 _CREATING = ", ".join(f"'{operation}'" for operation in CREATING_OPERATIONS)
 # The columns a claim needs to send without another query. `needs_create`: an update or
 # activities for a lead whose create has not been delivered (and did not reach RG elsewhere).
@@ -77,8 +85,9 @@ LIMIT %s
 {{lock}}
 """  # noqa: S608
 # What makes a delivery claimable, in SQL; `{d}` is the table's alias and dot, or nothing.
-# `_still_due` is the same condition for the ORM.
-_DUE = "{d}status IN ('pending', 'retrying') AND {d}next_attempt_at <= %s"
+# `_DUE` is DeliveryQuerySet.due written out (the claim's statements are raw SQL for speed):
+# keep the two together. `_still_due` is the whole condition for the ORM.
+_DUE = f"{{d}}status IN ({_DUE_STATUSES}) AND {{d}}next_attempt_at <= %s"
 _LEASE_RAN_OUT = "{d}status = 'claimed' AND {d}claimed_until < %s"
 _IN_FLIGHT_BY_PARTNER = """
 SELECT l.partner_id, COUNT(*) FROM leads_delivery d JOIN leads_lead l ON l.id = d.lead_id
@@ -202,12 +211,10 @@ def deliveries_claim(
         return _attempts_start(chosen, now, credentials_for)
 
 
-def _still_due(now: datetime) -> Q:
+def _still_due(now: datetime) -> DeliveryQuerySet:
     """Claimable: due, or a lease that ran out (`_DUE` or `_LEASE_RAN_OUT` for the ORM). The
     sweeper asks for a pump when any row matches; a claim's parking re-checks it per row."""
-    return Q(status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING], next_attempt_at__lte=now) | Q(
-        status=Delivery.Status.CLAIMED, claimed_until__lt=now
-    )
+    return Delivery.objects.due(now) | Delivery.objects.filter(status=Delivery.Status.CLAIMED, claimed_until__lt=now)
 
 
 def _claim_mark(ids: list[int], token: uuid.UUID, now: datetime) -> list[int]:
@@ -305,7 +312,7 @@ def _park(
         return [], []
     leads = leads_lock({c.lead_pk for c in (*held, *waiting)})
     parked = {"claimed_until": None, "claim_token": None, "next_attempt_at": None, "updated": now}
-    due = Delivery.objects.filter(_still_due(now))
+    due = _still_due(now)
     done: set[int] = set()
     for site_uuid in {c.site_uuid for c in held}:
         rows = due.filter(pk__in=[c.delivery_id for c in held if c.site_uuid == site_uuid])
@@ -589,7 +596,6 @@ def _attempts_finish(finished: list[tuple[Claimed, realgeeks.Outcome]], verdicts
     batch_update.rows_update("leads_deliveryattempt", _ID, _ATTEMPT_RESULT, rows)
 
 
-Summary = tuple[str, Optional[int], str]  # a lead's status, last HTTP status and last error
 _LEAD_SUMMARY = (
     batch_update.Column("status", "text"),
     batch_update.Column("last_status_code", "integer"),
@@ -597,7 +603,7 @@ _LEAD_SUMMARY = (
 )
 
 
-def leads_lock(lead_pks: set[int]) -> dict[int, Summary]:
+def leads_lock(lead_pks: set[int]) -> dict[int, LeadSummary]:
     """Lock the leads (in id order, so two batches never deadlock) and read their summaries."""
     where, params = batch_update.in_list("id", sorted(lead_pks))
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
@@ -606,10 +612,10 @@ def leads_lock(lead_pks: set[int]) -> dict[int, Summary]:
             f"SELECT id, status, last_status_code, last_error FROM leads_lead WHERE {where} ORDER BY id{lock}",  # noqa: S608
             params,
         )
-        return {pk: (status, code, error) for pk, status, code, error in cursor.fetchall()}
+        return {pk: LeadSummary(status, code, error) for pk, status, code, error in cursor.fetchall()}
 
 
-def leads_summarise(leads: dict[int, Summary], *, release_waiting_of: Iterable[int] = ()) -> None:
+def leads_summarise(leads: dict[int, LeadSummary], *, release_waiting_of: Iterable[int] = ()) -> None:
     """Recompute locked leads' summaries (from `leads_lock`) from their deliveries and write
     those that changed: two statements for any number of leads.
 
@@ -634,10 +640,10 @@ def leads_summarise(leads: dict[int, Summary], *, release_waiting_of: Iterable[i
             status=Delivery.Status.PENDING, next_attempt_at=now, updated=now
         )
         queue.pump_hint_on_commit()
-    by_lead: dict[int, list[tuple[str, int, str, Optional[int], str]]] = {}
+    by_lead: dict[int, list[DeliveryFacts]] = {}
     for pk, lead_pk, operation, sequence, status, code, error in rows:
         status = Delivery.Status.PENDING if pk in released else status
-        by_lead.setdefault(lead_pk, []).append((operation, sequence, status, code, error))
+        by_lead.setdefault(lead_pk, []).append(DeliveryFacts(operation, sequence, status, code, error))
     changed: list[tuple[int, str, Optional[int], str]] = []
     for pk, current in leads.items():
         status, code, error = lead_summary_from(by_lead.get(pk, []))
@@ -685,7 +691,7 @@ def deliveries_sweep() -> SweepResult:
     granted = Site.objects.sendable().filter(leads__deliveries__status=Delivery.Status.HELD).distinct()
     for site in granted[: settings.DELIVERY_SWEEP_BATCH]:
         released += deliveries_release_held(site=site)
-    due = Delivery.objects.filter(_still_due(now)).exists()
+    due = _still_due(now).exists()
     if due:
         queue.pump_hint(force=True)
     if released or expired:

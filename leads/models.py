@@ -4,7 +4,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from django.conf import settings
 from django.db import models
@@ -15,11 +15,14 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from grants.models import Site
+from leads.rg_operations import OPERATIONS
 from leads.search import PhoneDigits, phone_digits
 
 
 class Operation(models.TextChoices):
-    """The RG Incoming API call a delivery makes."""
+    """The RG Incoming API call a delivery makes: one choice per row of leads.rg_operations, which
+    says what each one is (a test checks they match). Written out, not built from the table, so
+    the stored values and mypy's view of the members stay plain."""
 
     CREATE_LEAD = "create_lead", "Create lead"
     UPDATE_LEAD = "update_lead", "Update lead"
@@ -29,7 +32,7 @@ class Operation(models.TextChoices):
 
 
 # Operations that bring a lead into existence at RG; the others need one of these delivered first.
-CREATING_OPERATIONS = (Operation.CREATE_LEAD, Operation.POTENTIAL_SELLER)
+CREATING_OPERATIONS = tuple(Operation(op.name) for op in OPERATIONS.values() if op.creates_lead)
 # LeadQuerySet.with_operation: up to this many deliveries, an operation's leads are found from its deliveries.
 RARE_OPERATION_MAX = 5000
 WHOLE_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -110,15 +113,6 @@ class LeadQuerySet(models.QuerySet["Lead"]):
         if filters.get("q"):
             leads = leads.search(filters["q"])
         return leads
-
-    def older_than(self, created: datetime, pk: int) -> "LeadQuerySet":
-        """Keyset page after (created, pk) in newest-first order. The plain `created <=` bound is
-        redundant but lets the database start its index range there instead of at the top."""
-        return self.filter(Q(created__lt=created) | Q(created=created, pk__lt=pk), created__lte=created)
-
-    def newer_than(self, created: datetime, pk: int) -> "LeadQuerySet":
-        """Keyset page before (created, pk) in newest-first order; read it oldest first."""
-        return self.filter(Q(created__gt=created) | Q(created=created, pk__gt=pk), created__gte=created)
 
 
 class Lead(models.Model):
@@ -201,7 +195,7 @@ class Lead(models.Model):
     def refresh_status(self) -> None:
         """Recompute `status`, and the HTTP status and error behind it, from the deliveries; save
         what changed."""
-        rows = list(self.deliveries.values_list("operation", "sequence", "status", "last_status_code", "last_error"))
+        rows = [DeliveryFacts._make(row) for row in self.deliveries.values_list(*DeliveryFacts._fields)]
         status, code, error = lead_summary_from(rows)
         changes = {
             name: value
@@ -224,16 +218,32 @@ def lead_identity(data: Mapping[str, Any]) -> tuple[str, str, str]:
     return str(data.get("email") or "")[:254], name[:300], str(data.get("phone") or "")[:64]
 
 
+class DeliveryFacts(NamedTuple):
+    """What a lead's summary reads of one of its deliveries: the Delivery fields of the same names."""
+
+    operation: str
+    sequence: int
+    status: str
+    last_status_code: Optional[int]
+    last_error: str
+
+
+class LeadSummary(NamedTuple):
+    """The Lead fields of the same names, as its deliveries make them (lead_summary_from)."""
+
+    status: str
+    last_status_code: Optional[int]
+    last_error: str
+
+
 def lead_status_from(deliveries: list[tuple[str, int, str]]) -> str:
     """A lead's status from its deliveries' (operation, sequence, status); see lead_summary_from."""
-    return lead_summary_from([(operation, sequence, status, None, "") for operation, sequence, status in deliveries])[0]
+    facts = [DeliveryFacts(operation, sequence, status, None, "") for operation, sequence, status in deliveries]
+    return lead_summary_from(facts).status
 
 
-def lead_summary_from(
-    deliveries: Sequence[tuple[str, int, str, Optional[int], str]],
-) -> tuple[str, Optional[int], str]:
-    """A lead's (status, last HTTP status, last error) from its deliveries' (operation, sequence,
-    status, last_status_code, last_error).
+def lead_summary_from(deliveries: Sequence[DeliveryFacts]) -> LeadSummary:
+    """A lead's status, last HTTP status and last error from its deliveries.
 
     A failure stops counting once a later delivery of the same kind was delivered (a resend
     or a retry fixed it); otherwise the most urgent state wins, and the HTTP status and error
@@ -244,13 +254,14 @@ def lead_summary_from(
         return "create" if operation in CREATING_OPERATIONS else operation
 
     delivered_at: dict[str, int] = {}
-    for operation, sequence, status, _, _ in deliveries:
-        if status == Delivery.Status.DELIVERED:
-            delivered_at[kind(operation)] = max(sequence, delivered_at.get(kind(operation), 0))
+    for row in deliveries:
+        if row.status == Delivery.Status.DELIVERED:
+            delivered_at[kind(row.operation)] = max(row.sequence, delivered_at.get(kind(row.operation), 0))
     counting = [
         row
         for row in deliveries
-        if row[2] not in (Delivery.Status.FAILED, Delivery.Status.DEAD) or delivered_at.get(kind(row[0]), 0) < row[1]
+        if row.status not in (Delivery.Status.FAILED, Delivery.Status.DEAD)
+        or delivered_at.get(kind(row.operation), 0) < row.sequence
     ]
     for candidates, summary in (
         ({Delivery.Status.FAILED, Delivery.Status.DEAD}, Lead.Status.FAILED),
@@ -260,17 +271,24 @@ def lead_summary_from(
         ({Delivery.Status.DELIVERED}, Lead.Status.DELIVERED),
         ({Delivery.Status.CANCELLED}, Lead.Status.CANCELLED),
     ):
-        behind = [row for row in counting if row[2] in candidates]
+        behind = [row for row in counting if row.status in candidates]
         if behind:
-            _, _, _, code, error = max(behind, key=lambda row: row[1])
-            return summary, code, error or ""
-    return Lead.Status.PENDING, None, ""
+            latest = max(behind, key=lambda row: row.sequence)
+            return LeadSummary(summary, latest.last_status_code, latest.last_error or "")
+    return LeadSummary(Lead.Status.PENDING, None, "")
 
 
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
     def open(self) -> "DeliveryQuerySet":
         """Deliveries that will still be attempted without anyone acting."""
         return self.filter(status__in=Delivery.OPEN_STATUSES)
+
+    def due(self, now: datetime) -> "DeliveryQuerySet":
+        """Deliveries a worker should send by `now`: pending or retrying, their `next_attempt_at`
+        reached (on the `delivery_due` partial index). Whether one may go before its lead's
+        earlier deliveries is the claim's to decide. The claim's SQL says the same in
+        leads.delivery._DUE; keep the two together."""
+        return self.filter(status__in=Delivery.DUE_STATUSES, next_attempt_at__lte=now)
 
     def needing_a_human(self) -> "DeliveryQuerySet":
         return self.filter(status__in=[Delivery.Status.FAILED, Delivery.Status.DEAD])
@@ -297,6 +315,9 @@ class Delivery(models.Model):
         DASHBOARD = "dashboard", "Dashboard"
 
     OPEN_STATUSES = (Status.PENDING, Status.WAITING, Status.HELD, Status.CLAIMED, Status.RETRYING)
+    # Statuses a delivery goes out from once its `next_attempt_at` comes (DeliveryQuerySet.due);
+    # the delivery_due index's condition below names the same two.
+    DUE_STATUSES = (Status.PENDING, Status.RETRYING)
     # Statuses an earlier delivery of the same lead blocks a later one in (WAITING does not, or a
     # resent create behind a waiting update would wait forever).
     BLOCKING_STATUSES = (Status.PENDING, Status.HELD, Status.CLAIMED, Status.RETRYING)

@@ -527,9 +527,7 @@ BACKLOG_COUNT_MAX = 10_000
 
 def backlog(*, partners: Partners, now: datetime) -> Backlog:
     """On the `delivery_due` partial index (the sweeper's): a capped count and its first entry."""
-    due = Delivery.objects.filter(
-        status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING], next_attempt_at__lte=now
-    ).order_by()
+    due = Delivery.objects.due(now).order_by()
     if partners is not None:
         due = due.filter(lead__partner__in=partners)
     count = due[: BACKLOG_COUNT_MAX + 1].count()

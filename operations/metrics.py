@@ -94,9 +94,7 @@ def _database_read(now: datetime) -> list[Metric]:
             with connection.cursor() as cursor:
                 cursor.execute(f"SET LOCAL statement_timeout = {DATABASE_TIMEOUT_MS}")
         # Index delivery_due (pending and retrying rows only): the claimable backlog and its head.
-        due = Delivery.objects.filter(
-            status__in=[Delivery.Status.PENDING, Delivery.Status.RETRYING], next_attempt_at__lte=now
-        ).aggregate(count=Count("*"), oldest=Min("next_attempt_at"))
+        due = Delivery.objects.due(now).aggregate(count=Count("*"), oldest=Min("next_attempt_at"))
         # Indexes delivery_claim_expiry (claimed rows only) and delivery_held_age (held rows only).
         in_flight = Delivery.objects.filter(status=Delivery.Status.CLAIMED).count()
         held = Delivery.objects.filter(status=Delivery.Status.HELD).count()

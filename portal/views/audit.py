@@ -1,17 +1,16 @@
 """The staff audit trail's page."""
 
-import re
-
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from core.access import staff_required
 from core.models import AuditEntry
+from core.paging import keyset_page, whole_number
 from grants.access import partners_visible_to
 from portal.forms.filters import AuditFilterForm
 
 AUDIT_PAGE_SIZE = 50
-_ID = re.compile(r"[0-9]{1,18}")  # an entry id: ASCII digits, within a bigint
+_ID_DIGITS = 18  # an entry id: 18 digits stay within a bigint
 
 
 @staff_required
@@ -21,7 +20,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     visible = AuditEntry.objects.all()
     if not request.user.is_superuser:
         visible = visible.filter(partner__in=partners)
-    entries = visible.select_related("actor", "partner").order_by("-id")
+    entries = visible.select_related("actor", "partner")
     form = AuditFilterForm(request.GET, partners=partners)
     partner_slug = action = ""
     if form.is_valid():
@@ -32,14 +31,13 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         entries = entries.filter(partner__slug=partner_slug)
     if action:
         entries = entries.filter(action=action)
-    before = request.GET.get("before", "")
-    if _ID.fullmatch(before):  # anything else is a broken cursor: the first page
-        entries = entries.filter(id__lt=int(before))
-    page = list(entries[: AUDIT_PAGE_SIZE + 1])
+    # Paged on only (older entries), by the entry id; a broken cursor shows the first page.
+    before = whole_number(request.GET.get("before", ""), _ID_DIGITS)
+    page = keyset_page(entries, ("id",), AUDIT_PAGE_SIZE, older_than=None if before is None else (before,))
     context = {
         "form": form,
-        "entries": page[:AUDIT_PAGE_SIZE],
-        "next_before": page[AUDIT_PAGE_SIZE - 1].id if len(page) > AUDIT_PAGE_SIZE else None,
+        "entries": page.rows,
+        "next_before": page.older.id if page.older else None,
         "partners": partners,
         "partner_slug": partner_slug,
         "action": action,

@@ -11,7 +11,7 @@ from typing import Any, Optional, TypeVar
 from django import forms
 from django.contrib import messages
 from django.db import models, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 from core.access import acting_user, staff_required
 from core.audit import audit_record
 from core.models import AuditEntry
+from core.paging import keyset_page
 from grants import destination
 from grants.access import partners_visible_to
 from grants.callbacks import webhook_event_reprocess
@@ -36,21 +37,19 @@ M = TypeVar("M", bound=models.Model)
 
 
 def newest_first_page(queryset: QuerySet[M], older_than: Optional[M], size: int) -> tuple[list[M], Optional[M]]:
-    """One page of `queryset` newest first by (received_at, id), starting after `older_than`.
-
-    Keyset paging: each page is an index range scan however deep it is, where OFFSET would read
-    and drop every earlier row. Returns the rows and the last one when more follow.
-    """
-    ordered = queryset.order_by("-received_at", "-id")
-    if older_than is not None:
-        at, pk = older_than.received_at, older_than.pk  # type: ignore[attr-defined]
-        ordered = ordered.filter(Q(received_at__lt=at) | Q(received_at=at, id__lt=pk))
-    rows = list(ordered[: size + 1])
-    return rows[:size], (rows[size - 1] if len(rows) > size else None)
+    """One page of `queryset` newest first by (received_at, id), starting after `older_than`:
+    the callbacks' and the grant emails' lists. Returns the rows and the last one when more
+    follow (the lists only page on; "Newest" is the page without a cursor)."""
+    after = None if older_than is None else (older_than.received_at, older_than.pk)  # type: ignore[attr-defined]
+    page = keyset_page(queryset, ("received_at", "id"), size, older_than=after)
+    return page.rows, page.older
 
 
 def cursor_row(queryset: QuerySet[M], value: str) -> Optional[M]:
-    """The row named by an `older_than` cursor (a public id), looked up inside the visible rows."""
+    """The row named by an `older_than` cursor (a public id), looked up inside the visible rows.
+
+    These lists' cursors are a row's public id rather than its key values as the lead list's
+    are: links people keep carry them, and the lookup costs one indexed query."""
     try:
         public_id = uuid.UUID(value)
     except ValueError:

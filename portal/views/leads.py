@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 
 from core.access import staff_required
 from core.models import AuditEntry
+from core.paging import keyset_page, whole_number
 from grants.access import partner_or_404, partners_visible_to
 from grants.models import Partner, WebhookEvent
 from leads import stats
@@ -40,7 +41,8 @@ AUDIT_ENTRIES = 50
 LEAD_CALLBACKS = 20
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CURSOR = re.compile(r"([0-9]{1,18})\.([0-9]{1,18})")
-_NUMBER = re.compile(r"[0-9]{1,10}")
+# Sequences and attempt numbers are integer columns: ten digits hold every one.
+_NUMBER_DIGITS = 10
 Row = TypeVar("Row", bound=Model)
 
 
@@ -121,27 +123,23 @@ def lead_list(request: HttpRequest) -> HttpResponse:
 
 
 def _page(leads: LeadQuerySet, params: Any) -> tuple[list[Lead], Optional[str], Optional[str]]:
-    """One page of leads and the cursors of the pages around it (None where there is none)."""
-    after = cursor_parse(params.get("after", ""))
-    before = cursor_parse(params.get("before", ""))
-    if before is not None:
-        found = list(leads.newer_than(*before).order_by("created", "id")[: PAGE_SIZE + 1])
-        rows = list(reversed(found[:PAGE_SIZE]))
-        more_newer, more_older = len(found) > PAGE_SIZE, True
-    else:
-        if after is not None:
-            leads = leads.older_than(*after)
-        found = list(leads.order_by("-created", "-id")[: PAGE_SIZE + 1])
-        rows = found[:PAGE_SIZE]
-        more_newer, more_older = after is not None, len(found) > PAGE_SIZE
-    if not rows:
-        return rows, None, None
-    return rows, cursor_for(rows[-1]) if more_older else None, cursor_for(rows[0]) if more_newer else None
+    """One page of leads and the cursors of the pages around it (None where there is none).
+    `?after=` and `?before=` follow the list's order, newest first: after is older."""
+    # The order the lead indexes end in, whatever the filters: (-created, -id).
+    page = keyset_page(
+        leads,
+        ("created", "id"),
+        PAGE_SIZE,
+        older_than=cursor_parse(params.get("after", "")),
+        newer_than=cursor_parse(params.get("before", "")),
+    )
+    older = cursor_for(page.older) if page.older else None
+    return page.rows, older, cursor_for(page.newer) if page.newer else None
 
 
 def _number_parse(text: str) -> Optional[int]:
     """A cursor of the lead and delivery pages: a delivery's sequence or an attempt's number."""
-    return int(text) if _NUMBER.fullmatch(text) else None
+    return whole_number(text, _NUMBER_DIGITS)
 
 
 def _numbered_page(
@@ -149,24 +147,22 @@ def _numbered_page(
 ) -> tuple[list[Row], Optional[int], Optional[int]]:
     """One page of `rows`, highest `key` first: `?before=` walks to lower keys, `?after=` back to
     higher ones. Returns the rows and the cursors of the pages around them (None where there is
-    none); a broken cursor shows the first page."""
+    none); a broken cursor shows the first page.
+
+    Here `before` and `after` compare key values (`?before=21`: deliveries below #21, the older
+    ones) where the lead list's follow its newest-first order; both are in links people keep."""
     before = _number_parse(params.get("before", ""))
     after = _number_parse(params.get("after", ""))
-    if after is not None:
-        found = list(rows.filter(**{f"{key}__gt": after}).order_by(key)[: size + 1])
-        page = list(reversed(found[:size]))
-        more_higher, more_lower = len(found) > size, True
-    else:
-        if before is not None:
-            rows = rows.filter(**{f"{key}__lt": before})
-        found = list(rows.order_by(f"-{key}")[: size + 1])
-        page = found[:size]
-        more_higher, more_lower = before is not None, len(found) > size
-    if not page:
-        return page, None, None
-    lower = getattr(page[-1], key) if more_lower else None
-    higher = getattr(page[0], key) if more_higher else None
-    return page, lower, higher
+    page = keyset_page(
+        rows,
+        (key,),
+        size,
+        older_than=None if before is None else (before,),
+        newer_than=None if after is None else (after,),
+    )
+    lower = getattr(page.older, key) if page.older else None
+    higher = getattr(page.newer, key) if page.newer else None
+    return page.rows, lower, higher
 
 
 def _pager(path: str, lower: Optional[int], higher: Optional[int]) -> dict[str, Optional[str]]:

@@ -20,6 +20,7 @@ from grants.services import site_grant
 from leads.engine import pump_run
 from leads.models import Delivery, Lead
 from leads.services import lead_submit
+from portal.views.leads import cursor_for, cursor_parse
 from tests.leads.conftest import FakeRealGeeks
 from tests.leads.long_history import REQUEST_BODY, long_history
 
@@ -224,6 +225,16 @@ def test_a_broken_cursor_shows_the_first_page(acme_client, partner, site, send, 
     send(partner, "kai@example.com")
     assert listed(acme_client, "after=12345678901234567890123.4") == ["kai@example.com"]
     assert listed(acme_client, "before=garbage") == ["kai@example.com"]
+
+
+def test_a_list_cursor_is_the_leads_time_in_microseconds_and_its_id_and_reads_back():
+    lead = Lead(pk=42, created=datetime(2026, 5, 1, 9, 30, 0, 123456, tzinfo=UTC))
+
+    assert cursor_for(lead) == "1777627800123456.42"  # links made before keep working
+    assert cursor_parse("1777627800123456.42") == (lead.created, 42)
+    # The last two: past the calendar's end, and Arabic-Indic digits int() would read.
+    for broken in ("", "42", "1.2.3", "-1.2", "1.-2", " 1.2", "1.2\n", "999999999999999999.1", "\u0661.\u0662"):
+        assert cursor_parse(broken) is None, broken
 
 
 def test_the_list_runs_the_same_few_queries_for_a_page_of_any_length(
