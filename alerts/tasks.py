@@ -1,12 +1,9 @@
 """Celery tasks of the alerts app: each calls one service."""
 
-import logging
-
 from celery import shared_task
 
 from alerts import incidents, rules, sending
-
-logger = logging.getLogger(__name__)
+from partner_portal.publish import publish
 
 
 @shared_task(ignore_result=True)
@@ -25,7 +22,4 @@ def notifications_send_task() -> None:
 def notifications_send_soon() -> None:
     """Ask a worker to send what is due now. A broker that does not answer only delays it: beat
     schedules the same task every ALERTS_EVALUATE_SECONDS."""
-    try:
-        notifications_send_task.delay()
-    except Exception:  # the broker's errors come in many types; the schedule covers them all
-        logger.warning("could not publish notifications_send_task; beat's schedule will send them", exc_info=True)
+    publish(notifications_send_task, then="beat's schedule sends them")

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Optional
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, Field
 from django.utils import timezone
@@ -26,7 +25,8 @@ from grants.destination import CallbackProblem
 from grants.models import Site, WebhookEvent, WebhookRejection
 from grants.services import site_grant, site_revoke
 from partner_portal.database import current, param, prepared_cursor
-from partner_portal.hints import HintThrottle, hint_on_commit
+from partner_portal.hints import HintThrottle
+from partner_portal.publish import hint, hint_interval, hint_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -183,11 +183,6 @@ def _replayed(*, partner_id: int, digest: str) -> None:
 _hints = HintThrottle()
 
 
-def _hint_interval() -> float:
-    # Eager tasks (the tests) run inline at each hint: there is no later run to cover for.
-    return 0.0 if settings.CELERY_TASK_ALWAYS_EAGER else HINT_INTERVAL
-
-
 def webhook_events_hint(*, force: bool = False) -> bool:
     """Ask a worker to process every received callback; whether it asked.
 
@@ -201,18 +196,10 @@ def webhook_events_hint(*, force: bool = False) -> bool:
     """
     from grants import tasks  # tasks import this module's services
 
-    if not _hints.start(_hint_interval(), force=force):
-        return False
-    succeeded = False
-    try:
-        tasks.webhook_events_process.delay()
-        succeeded = True
-    except Exception as exc:  # any broker failure: see the docstring
-        logger.warning("could not ask for callback processing (%s); the requeue beat will", type(exc).__name__)
-    finally:
-        # A failed publish is not counted: the next callback asks again at once, for this one's too.
-        _hints.done(succeeded=succeeded)
-    return succeeded
+    # A failed publish is not counted: the next callback asks again at once, for this one's too.
+    return hint(
+        _hints, tasks.webhook_events_process, interval=HINT_INTERVAL, force=force, then="the requeue beat asks again"
+    )
 
 
 @transaction.atomic
@@ -263,7 +250,7 @@ def webhook_events_process(*, budget_seconds: float = PROCESS_SECONDS) -> int:
     before that look. Out of budget with work left, it asks for another run instead.
     """
     started = time.monotonic()
-    last_look = started + _hint_interval()
+    last_look = started + hint_interval(HINT_INTERVAL)
     processed = 0
     while True:
         claimed = _claim_received(PROCESS_BATCH)

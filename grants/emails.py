@@ -1,6 +1,6 @@
 """Grant emails. Every way in (inbound webhook, mailbox poll, file import, staff paste, the
-sandbox) ends in `grant_email_receive`: keep the raw message once, parse it, grant what it names,
-or leave it for staff as "needs review" (never dropped).
+sandbox) ends in `grant_email_store` (`grant_email_paste` for a paste): keep the raw message once,
+parse it, grant what it names, or leave it for staff as "needs review" (never dropped).
 
 Anyone can send an email. The automatic ways in (webhook, mailbox) grant only when the trusted
 receiving server authenticated Real Geeks as the sender (grants/sender_auth.py); an import and a
@@ -13,12 +13,12 @@ import uuid
 from collections.abc import Sequence
 from email import policy
 from email.message import EmailMessage
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from grants.models import GrantEmail, Partner, Site
@@ -35,6 +35,14 @@ PASTE_SUBJECT = "Grant text pasted by staff"
 
 class GrantEmailProblem(Exception):
     """A staff action on a grant email that cannot be done as asked; the message says why."""
+
+
+class StoredGrantEmail(NamedTuple):
+    """A message as it is stored, and whether this call stored it (False: it was stored before,
+    and is returned as it was)."""
+
+    grant_email: GrantEmail
+    created: bool
 
 
 def _dedupe_key(parsed: ParsedGrantEmail, raw: bytes) -> str:
@@ -137,10 +145,9 @@ def grant_email_receive(
     A message seen before is returned as it was stored. When no site or no partner can be read,
     the message is kept with status needs review and a reason for staff.
     """
-    grant_email, _ = grant_email_store(
+    return grant_email_store(
         raw, source=source, partner=partner, envelope_recipients=envelope_recipients, actor=actor
-    )
-    return grant_email
+    ).grant_email
 
 
 @transaction.atomic
@@ -151,14 +158,21 @@ def grant_email_store(
     partner: Optional[Partner] = None,
     envelope_recipients: Sequence[str] = (),
     actor: Optional[User] = None,
-) -> tuple[GrantEmail, bool]:
-    """`grant_email_receive`, also saying whether the message was new (False: seen before)."""
+) -> StoredGrantEmail:
+    """`grant_email_receive`, also saying whether this call stored the message."""
     parsed = parse_grant_email(raw)
     key = _dedupe_key(parsed, raw)
     existing = GrantEmail.objects.filter(dedupe_key=key).first()
     if existing is not None:
-        return existing, False
+        return StoredGrantEmail(existing, created=False)
     partner = partner or grant_email_partner(parsed, envelope_recipients)
+    return _store_new(raw, parsed, key=key, source=source, partner=partner, actor=actor)
+
+
+def _store_new(
+    raw: bytes, parsed: ParsedGrantEmail, *, key: str, source: str, partner: Optional[Partner], actor: Optional[User]
+) -> StoredGrantEmail:
+    """Store a message not stored before and grant its sites, or leave it needing review."""
     grant_email = GrantEmail(
         partner=partner,
         source=source,
@@ -181,10 +195,10 @@ def grant_email_store(
             grant_email.save()
     except IntegrityError:
         # The same message arrived twice at once (two pollers, a provider retry).
-        return GrantEmail.objects.get(dedupe_key=key), False
+        return StoredGrantEmail(GrantEmail.objects.get(dedupe_key=key), created=False)
     if partner is not None and not reason:
         _grant_sites(grant_email, partner, parsed.sites, actor=actor, note=f"grant email: {parsed.subject}"[:500])
-    return grant_email, True
+    return StoredGrantEmail(grant_email, created=True)
 
 
 def _pasted_message(text: str) -> bytes:
@@ -199,9 +213,32 @@ def _pasted_message(text: str) -> bytes:
     return message.as_bytes()
 
 
-def grant_email_paste(text: str, partner: Optional[Partner] = None, actor: Optional[User] = None) -> GrantEmail:
-    """Text staff pasted (a whole message, or just the part with the site) read like an email."""
-    return grant_email_receive(_pasted_message(text), source=GrantEmail.Source.PASTE, partner=partner, actor=actor)
+@transaction.atomic
+def grant_email_paste(
+    *,
+    text: str,
+    partner: Optional[Partner] = None,
+    actor: Optional[User] = None,
+    only_for: Optional[QuerySet[Partner]] = None,
+) -> Optional[StoredGrantEmail]:
+    """Text staff pasted (a whole message, or just the part with the site) read like an email, for
+    `partner`, or else for the partner it names (`grant_email_partner`).
+
+    With `only_for` (the partners the person pasting looks after), a new message is stored only
+    when it is for one of them; for another partner, or for none that could be told, nothing is
+    written and the answer is None. A message stored before is returned whoever it is for: the
+    caller decides what to show of it.
+    """
+    raw = _pasted_message(text)
+    parsed = parse_grant_email(raw)
+    key = _dedupe_key(parsed, raw)
+    existing = GrantEmail.objects.filter(dedupe_key=key).first()
+    if existing is not None:
+        return StoredGrantEmail(existing, created=False)
+    partner = partner or grant_email_partner(parsed)
+    if only_for is not None and (partner is None or not only_for.filter(pk=partner.pk).exists()):
+        return None
+    return _store_new(raw, parsed, key=key, source=GrantEmail.Source.PASTE, partner=partner, actor=actor)
 
 
 @transaction.atomic

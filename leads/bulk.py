@@ -20,6 +20,7 @@ from django.utils import timezone
 from grants.models import Partner, Site
 from leads.delivery import DeliveryStateError, delivery_held_cancel, delivery_retry
 from leads.models import BulkRetry, BulkRetryItem, Delivery, DeliveryAttempt, Lead
+from partner_portal.publish import publish_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -106,18 +107,15 @@ def bulk_retry_start(*, filters: BulkFilter, actor: Optional[User]) -> BulkRetry
             partner=filters.partner, created_by=actor, filters=filters.as_json(), total=len(ids)
         )
         BulkRetryItem.objects.bulk_create([BulkRetryItem(job=job, delivery_id=pk) for pk in ids], batch_size=1000)
-        transaction.on_commit(lambda: _publish(job.pk))
+        _publish_on_commit(job.pk)
     return job
 
 
-def _publish(job_id: int) -> None:
+def _publish_on_commit(job_id: int) -> None:
     # Imported here: the task module imports this one.
     from leads.tasks import bulk_retry_run_task
 
-    try:
-        bulk_retry_run_task.delay(job_id)
-    except Exception as exc:  # any broker failure: bulk_retries_resume publishes it again later
-        logger.warning("could not publish bulk retry %s (%s); it will be resumed", job_id, type(exc).__name__)
+    publish_on_commit(bulk_retry_run_task, job_id, then="bulk_retries_resume publishes it again")
 
 
 def bulk_retry_run(*, job_id: int) -> Optional[BulkRetry]:
@@ -142,7 +140,7 @@ def bulk_retry_run(*, job_id: int) -> Optional[BulkRetry]:
     for item_id, delivery_id, lead_id in chunk:
         _item_retry(job, item_id=item_id, delivery_id=delivery_id, lead_id=lead_id)
     if pending.exists():
-        transaction.on_commit(lambda: _publish(job_id))
+        _publish_on_commit(job_id)
     else:
         now = timezone.now()
         BulkRetry.objects.filter(pk=job_id).exclude(state=BulkRetry.State.FINISHED).update(
@@ -189,7 +187,7 @@ def bulk_retries_resume() -> int:
     ids = list(stalled.values_list("pk", flat=True)[:100])
     BulkRetry.objects.filter(pk__in=ids).update(updated=now)
     for job_id in ids:
-        _publish(job_id)
+        _publish_on_commit(job_id)
     if ids:
         logger.info("resumed %s stalled bulk retries", len(ids))
     return len(ids)

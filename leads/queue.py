@@ -7,13 +7,10 @@ DELIVERY_PUMP_IDLE_SECONDS, far longer, before it stops for lack of work) and fi
 delivery on its next claim.
 """
 
-import logging
-
 from django.conf import settings
 
-from partner_portal.hints import HintThrottle, hint_on_commit
-
-logger = logging.getLogger(__name__)
+from partner_portal.hints import HintThrottle
+from partner_portal.publish import hint, hint_on_commit
 
 # Each publish costs the web process a broker round trip and kombu's CPU; twice a second is
 # plenty while a pump lingers DELIVERY_PUMP_IDLE_SECONDS.
@@ -35,21 +32,7 @@ def pump_hint(*, force: bool = False) -> bool:
     # Imported here because the task module imports the services that call this one.
     from leads.tasks import deliveries_pump_task
 
-    # Eager tasks (the tests) run the pump inline, here, and it may ask for the next from inside:
-    # there is nothing to throttle.
-    eager = settings.CELERY_TASK_ALWAYS_EAGER
-    if not eager and not _hints.start(_interval(), force=force):
-        return False
-    succeeded = False
-    try:
-        deliveries_pump_task.delay()
-        succeeded = True
-    except Exception as exc:  # any broker failure: the rows stay due and the sweeper asks again
-        logger.warning("could not publish a delivery pump (%s); the sweeper will", type(exc).__name__)
-    finally:
-        if not eager:
-            _hints.done(succeeded=succeeded)
-    return succeeded
+    return hint(_hints, deliveries_pump_task, interval=_interval(), force=force, then="the sweeper asks again")
 
 
 def pump_hint_on_commit() -> None:

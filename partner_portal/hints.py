@@ -2,7 +2,7 @@
 processing). The database rows are the truth; a hint only asks a worker to look, and a worker
 that was asked moments ago will find the new rows too. So a process publishes at most one hint
 per interval, and one at a time: a broker that does not answer then holds one request thread
-for its connection timeout, not all of them.
+for its connection timeout, not all of them. partner_portal.publish publishes through it.
 
 `quiet()` is read on every accepted push and callback, so it takes no lock and reads no setting.
 A publish that failed (broker down) does not count: the next one goes at once.
@@ -10,11 +10,7 @@ A publish that failed (broker down) does not count: the next one goes at once.
 
 import math
 import threading
-from collections.abc import Callable
 from time import monotonic
-
-from django.conf import settings
-from django.db import transaction
 
 
 class HintThrottle:
@@ -48,15 +44,3 @@ class HintThrottle:
             self._going = False
             if not succeeded:
                 self._quiet_until = -math.inf
-
-
-def hint_on_commit(throttle: HintThrottle, hint: Callable[[], object]) -> None:
-    """Call `hint` once the current transaction has committed what it should find.
-
-    Outside a transaction (an accepted push or callback) a hint published moments ago covers it,
-    and nothing more is done. Inside one the question waits for the commit, which may come after
-    the work that hint started has ended. With tasks run eagerly (the tests) every hint runs.
-    """
-    if throttle.quiet() and not settings.CELERY_TASK_ALWAYS_EAGER and not transaction.get_connection().in_atomic_block:
-        return
-    transaction.on_commit(hint)

@@ -19,7 +19,6 @@ from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from core.access import acting_user, staff_required
@@ -35,7 +34,7 @@ from grants.emails import (
     grant_email_resolve,
 )
 from grants.htmltext import html_to_text
-from grants.models import GrantEmail, Partner, Site
+from grants.models import GrantEmail, Site
 from grants.parsing import parse_grant_email
 from portal.forms.grants import (
     NO_PARTNER,
@@ -350,20 +349,6 @@ def grant_email_reparse_view(request: HttpRequest, public_id: uuid.UUID) -> Http
     return redirect("portal:grant_email_detail", public_id=grant_email.public_id)
 
 
-class _NotVisible(Exception):
-    """A paste ended in a message the user may not see; raised to roll the paste back."""
-
-    def __init__(self, *, is_new: bool) -> None:
-        super().__init__("pasted message not visible")
-        self.is_new = is_new
-
-
-def _paste(text: str, partner: Optional[Partner], actor: User) -> GrantEmail:
-    # grant_email_paste is annotated with a Partner, but hands it to grant_email_receive, which
-    # detects the partner when given None; "detect" is exactly that.
-    return grant_email_paste(text, partner, actor)
-
-
 def _outcome_message(request: HttpRequest, grant_email: GrantEmail) -> None:
     if grant_email.status == GrantEmail.Status.GRANTED:
         names = ", ".join(entry["name"] or entry["site_uuid"] for entry in grant_email.sites)
@@ -381,36 +366,34 @@ def grant_email_paste_view(request: HttpRequest) -> HttpResponse:
     form = GrantEmailPasteForm(request.POST or None, partners=partners, initial=initial)
     if request.method == "POST" and form.is_valid():
         chosen = form.chosen_partner()
-        started = timezone.now()
-        try:
-            with transaction.atomic():
-                grant_email = _paste(form.cleaned_data["text"], chosen, user)
-                is_new = grant_email.received_at >= started
-                if not _may_see(user, grant_email):
-                    raise _NotVisible(is_new=is_new)
-                if is_new:
-                    audit_record(
-                        actor=user,
-                        action="grant_email.paste",
-                        obj=grant_email,
-                        partner=grant_email.partner,
-                        after={**_snapshot(grant_email), "partner_from": "chosen" if chosen else "detected"},
-                    )
-        except _NotVisible as exc:
-            if exc.is_new:
-                form.add_error("partner", "Could not tell which of your partners this message is for: choose one.")
-            else:
-                form.add_error(
-                    "text",
-                    "This exact message was stored before, for a partner you cannot see; "
-                    "ask a superuser to look at it.",
+        with transaction.atomic():
+            stored = grant_email_paste(
+                text=form.cleaned_data["text"],
+                partner=chosen,
+                actor=user,
+                # Staff paste for the partners they see; a superuser also for none (left for review).
+                only_for=None if user.is_superuser else partners,
+            )
+            if stored is not None and stored.created:
+                audit_record(
+                    actor=user,
+                    action="grant_email.paste",
+                    obj=stored.grant_email,
+                    partner=stored.grant_email.partner,
+                    after={**_snapshot(stored.grant_email), "partner_from": "chosen" if chosen else "detected"},
                 )
+        if stored is None:
+            form.add_error("partner", "Could not tell which of your partners this message is for: choose one.")
+        elif stored.created:
+            _outcome_message(request, stored.grant_email)
+            return redirect("portal:grant_email_detail", public_id=stored.grant_email.public_id)
+        elif _may_see(user, stored.grant_email):
+            received_at = stored.grant_email.received_at
+            messages.info(request, f"This message was stored before, on {received_at:%Y-%m-%d %H:%M}; here it is.")
+            return redirect("portal:grant_email_detail", public_id=stored.grant_email.public_id)
         else:
-            if is_new:
-                _outcome_message(request, grant_email)
-            else:
-                messages.info(
-                    request, f"This message was stored before, on {grant_email.received_at:%Y-%m-%d %H:%M}; here it is."
-                )
-            return redirect("portal:grant_email_detail", public_id=grant_email.public_id)
+            form.add_error(
+                "text",
+                "This exact message was stored before, for a partner you cannot see; ask a superuser to look at it.",
+            )
     return render(request, "portal/grant_email_paste.html", {"form": form, "section": "grant_emails"})

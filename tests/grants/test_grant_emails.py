@@ -9,6 +9,7 @@ from django.contrib.auth.models import User
 from grants.emails import (
     PASTE_SUBJECT,
     GrantEmailProblem,
+    StoredGrantEmail,
     grant_email_dismiss,
     grant_email_paste,
     grant_email_receive,
@@ -43,6 +44,13 @@ def trusted(settings) -> None:
 @pytest.fixture
 def staff(db) -> User:
     return User.objects.create_user("keala", password="pw-keala-123", is_staff=True)
+
+
+def pasted(text: str, partner: Partner, actor: User) -> GrantEmail:
+    """What a paste stored, which must be new."""
+    stored = grant_email_paste(text=text, partner=partner, actor=actor)
+    assert stored is not None and stored.created
+    return stored.grant_email
 
 
 def test_a_readable_email_grants_its_sites_keeping_the_email_as_evidence(partner, granted_sites, on_commit):
@@ -169,7 +177,7 @@ def test_staff_dismiss_a_message_that_grants_nothing(partner, staff):
 
 def test_pasted_text_grants_with_the_staff_member_as_actor(partner, other_partner, staff):
     text = f"Hi! Our site Aloha Homes ({ALOHA}) is ready for your leads."
-    grant_email = grant_email_paste(text, other_partner, staff)
+    grant_email = pasted(text, other_partner, staff)
     assert (grant_email.source, grant_email.subject, grant_email.created_by) == (
         GrantEmail.Source.PASTE,
         PASTE_SUBJECT,
@@ -177,17 +185,44 @@ def test_pasted_text_grants_with_the_staff_member_as_actor(partner, other_partne
     )
     site = Site.objects.get()
     assert (site.partner, site.name, site.status_changes.get().actor) == (other_partner, "Aloha Homes", staff)
-    assert grant_email_paste(text, other_partner, staff) == grant_email  # pasted twice: kept once
+    # Pasted twice: kept once, and the second paste says it found the first.
+    assert grant_email_paste(text=text, partner=other_partner, actor=staff) == StoredGrantEmail(grant_email, False)
+    assert GrantEmail.objects.count() == 1
+
+
+def test_a_paste_limited_to_some_partners_stores_nothing_for_a_partner_it_cannot_tell(partner, other_partner, staff):
+    text = f"Hi! Our site Aloha Homes ({ALOHA}) is ready for your leads."
+
+    assert grant_email_paste(text=text, actor=staff, only_for=Partner.objects.filter(pk=partner.pk)) is None
+    assert not GrantEmail.objects.exists() and not Site.objects.exists()
+
+
+def test_a_paste_limited_to_some_partners_stores_nothing_detected_for_another(partner, other_partner, staff):
+    text = f"To: grants+other-co@portal.example\nSubject: Site access granted\n\nSite UUID: {ALOHA}\n"
+
+    assert grant_email_paste(text=text, actor=staff, only_for=Partner.objects.filter(pk=partner.pk)) is None
+    assert not GrantEmail.objects.exists() and not Site.objects.exists()
+    stored = grant_email_paste(text=text, actor=staff, only_for=Partner.objects.filter(pk=other_partner.pk))
+    assert stored is not None and stored.created and stored.grant_email.partner == other_partner
+
+
+def test_a_paste_limited_to_some_partners_finds_a_message_stored_before_for_another(partner, other_partner, staff):
+    text = f"Site UUID: {ALOHA}"
+    first = pasted(text, other_partner, staff)
+
+    again = grant_email_paste(text=text, actor=staff, only_for=Partner.objects.filter(pk=partner.pk))
+
+    assert again == StoredGrantEmail(first, created=False)  # the caller decides what to show of it
 
 
 def test_a_pasted_whole_message_keeps_its_own_headers(partner, staff):
-    grant_email = grant_email_paste(raw("02_html_only.eml").decode(), partner, staff)
+    grant_email = pasted(raw("02_html_only.eml").decode(), partner, staff)
     assert grant_email.message_id == "<html-only-2@mail.realgeeks.com>"
     assert Site.objects.get().site_uuid == KAILUA
 
 
 def test_pasted_html_is_read_as_html(partner, staff):
-    grant_email = grant_email_paste(f"<table><tr><td>Maui Homes</td><td>{MAUI}</td></tr></table>", partner, staff)
+    grant_email = pasted(f"<table><tr><td>Maui Homes</td><td>{MAUI}</td></tr></table>", partner, staff)
     assert grant_email.sites == [{"site_uuid": str(MAUI), "name": "Maui Homes", "domain": ""}]
 
 
@@ -295,7 +330,7 @@ def test_an_imported_message_is_the_operators_decision_and_records_that_its_send
 
 
 def test_pasted_text_grants_but_records_that_no_server_verified_it(partner, staff):
-    grant_email = grant_email_paste(f"Site UUID: {ALOHA}", partner, staff)
+    grant_email = pasted(f"Site UUID: {ALOHA}", partner, staff)
     assert grant_email.status == GrantEmail.Status.GRANTED
     assert (grant_email.sender_verification, grant_email.sender_verification_detail) == (
         GrantEmail.SenderVerification.NOT_VERIFIED,

@@ -3,9 +3,11 @@ read again, and the paste form. Scoped: unmatched messages are for superusers on
 
 import uuid
 
+import hypothesis
 import pytest
 from django.test import Client
 from django.urls import reverse
+from hypothesis import strategies as st
 
 from core.models import AuditEntry
 from grants.emails import grant_email_receive
@@ -495,3 +497,25 @@ def test_a_paste_addressed_to_the_chosen_partner_needs_no_confirmation(root_clie
     text = ADDRESSED_TO_OTHER.replace("grants+other-co@", "grants+acme-leads@")
     response = root_client.post(reverse("portal:grant_email_paste"), {"text": text, "partner": partner.slug})
     assert response.status_code == 302
+
+
+@hypothesis.settings(
+    max_examples=40, deadline=None, suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture]
+)
+@hypothesis.given(
+    text=st.one_of(
+        st.text(max_size=400),
+        st.text(max_size=300).map(lambda t: "To: grants+other-co@portal.example\nSubject: x\n\n" + t),
+        st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
+    ),
+    detect=st.booleans(),
+)
+def test_whatever_staff_paste_is_stored_or_refused_never_a_server_error(
+    acme_client, partner, other_partner, text, detect
+):
+    data = {"text": text, "partner": "" if detect else partner.slug, "confirm_partner": "on"}
+
+    response = acme_client.post(reverse("portal:grant_email_paste"), data)
+
+    assert response.status_code in (200, 302)
+    assert not GrantEmail.objects.exclude(partner=partner).exists()  # nothing kim cannot see was stored
