@@ -254,9 +254,7 @@ def reprocess_webhook_events(
     queued = 0
     for event in queryset.select_related("partner"):
         try:
-            with transaction.atomic():
-                callbacks.webhook_event_reprocess(event=event)
-                audit_record(actor=request.user, action="webhook_event.reprocess", obj=event, partner=event.partner)
+            callbacks.webhook_event_reprocess(event=event, actor=acting_user(request))
         except CallbackProblem as exc:
             modeladmin.message_user(request, f"{event}: {exc}", messages.WARNING)
             continue

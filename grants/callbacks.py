@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Optional
 
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import F, Field
 from django.utils import timezone
 
+from core.audit import audit_record
 from grants import destination, inbound
 from grants.destination import CallbackProblem
 from grants.models import Site, WebhookEvent, WebhookRejection
@@ -203,8 +205,9 @@ def webhook_events_hint(*, force: bool = False) -> bool:
 
 
 @transaction.atomic
-def webhook_event_reprocess(*, event: WebhookEvent) -> WebhookEvent:
+def webhook_event_reprocess(*, event: WebhookEvent, actor: Optional[User] = None) -> WebhookEvent:
     """Queue a stored callback to be processed again (after a failure, or once its action is known).
+    A person's request (`actor`) that queues it is audited.
 
     Raises CallbackProblem for an invalid body, which has nothing to process, and for a second
     event of one signed body, stored before a body counted once.
@@ -216,6 +219,7 @@ def webhook_event_reprocess(*, event: WebhookEvent) -> WebhookEvent:
     if event.body_sha256 != hashlib.sha256(bytes(event.body)).hexdigest():
         # Kept by migration 0004 as evidence: its action came from an unsigned header.
         raise CallbackProblem("This callback repeats the signed body of an earlier one; reprocess that one instead.")
+    before = {"state": event.state, "error": event.error}
     changed = (
         WebhookEvent.objects.filter(pk=event.pk)
         .exclude(state=WebhookEvent.State.PROCESSING)
@@ -225,6 +229,11 @@ def webhook_event_reprocess(*, event: WebhookEvent) -> WebhookEvent:
         # Forced: staff are waiting for the answer, not sharing a hint with a burst of callbacks.
         transaction.on_commit(lambda: webhook_events_hint(force=True))
     event.refresh_from_db()
+    if changed and actor is not None:
+        after = {"state": event.state}
+        audit_record(
+            actor=actor, action="webhook_event.reprocess", obj=event, partner=event.partner, before=before, after=after
+        )
     return event
 
 

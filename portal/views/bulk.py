@@ -7,7 +7,6 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.conf import settings
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,7 +15,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from core.access import acting_user, staff_required
-from core.audit import audit_record
 from grants.access import partners_visible_to
 from grants.models import Partner
 from leads import bulk
@@ -133,15 +131,7 @@ def bulk_retry(request: HttpRequest) -> HttpResponse:
         filters = form.to_filter()
         if request.method == "POST":
             try:
-                with transaction.atomic():
-                    job = bulk.bulk_retry_start(filters=filters, actor=acting_user(request))
-                    audit_record(
-                        actor=acting_user(request),
-                        action="delivery.bulk_retry",
-                        obj=job,
-                        partner=job.partner,
-                        after={"filters": job.filters, "count": job.total},
-                    )
+                job = bulk.bulk_retry_start(filters=filters, actor=acting_user(request))
             except bulk.BulkRetryError as exc:
                 problem = exc.message
             else:

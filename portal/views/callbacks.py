@@ -10,14 +10,13 @@ from typing import Any, Optional, TypeVar
 
 from django import forms
 from django.contrib import messages
-from django.db import models, transaction
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.access import acting_user, staff_required
-from core.audit import audit_record
 from core.models import AuditEntry
 from core.paging import keyset_page
 from grants import destination
@@ -222,20 +221,9 @@ def callback_detail(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
 @require_POST
 def callback_reprocess(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     event = get_object_or_404(_visible_events(request).select_related("partner"), public_id=public_id)
-    previous, previous_error = event.state, event.error
     try:
-        with transaction.atomic():
-            event = webhook_event_reprocess(event=event)
-            queued = event.state == WebhookEvent.State.RECEIVED
-            if queued:
-                audit_record(
-                    actor=acting_user(request),
-                    action="webhook_event.reprocess",
-                    obj=event,
-                    partner=event.partner,
-                    before={"state": previous, "error": previous_error},
-                    after={"state": event.state},
-                )
+        event = webhook_event_reprocess(event=event, actor=acting_user(request))
+        queued = event.state == WebhookEvent.State.RECEIVED
     except CallbackProblem as exc:
         messages.error(request, str(exc))
         return redirect("portal:callback_detail", public_id=event.public_id)
