@@ -320,15 +320,7 @@ class SiteAgentAdmin(ReadOnlyAdmin, PartnerScopedAdmin):
 @admin.action(description="Read the selected grant emails again")
 def reparse_grant_emails(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[GrantEmail]) -> None:
     for grant_email in queryset.filter(status=GrantEmail.Status.NEEDS_REVIEW):
-        with transaction.atomic():
-            grant_email = emails.grant_email_reparse(grant_email=grant_email)
-            audit_record(
-                actor=request.user,
-                action="grant_email.reparse",
-                obj=grant_email,
-                partner=grant_email.partner,
-                after={"status": grant_email.status},
-            )
+        emails.grant_email_reparse(grant_email=grant_email, actor=acting_user(request))
     modeladmin.message_user(request, "Messages waiting for review were read again.", messages.SUCCESS)
 
 

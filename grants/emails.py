@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from email import policy
 from email.message import EmailMessage
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from core.audit import audit_record
 from grants.models import GrantEmail, Partner, Site
 from grants.parsing import FoundSite, ParsedGrantEmail, parse_grant_email
 from grants.sender_auth import SenderCheck, sender_check
@@ -201,6 +202,22 @@ def _store_new(
     return StoredGrantEmail(grant_email, created=True)
 
 
+def grant_email_snapshot(grant_email: GrantEmail) -> dict[str, Any]:
+    """What an audit entry shows of a message: its status, its partner and the sites it grants."""
+    return {
+        "status": grant_email.status,
+        "partner": grant_email.partner.slug if grant_email.partner else None,
+        "sites": [entry["site_uuid"] for entry in grant_email.sites],
+    }
+
+
+def _audit(actor: Optional[User], action: str, grant_email: GrantEmail, **entry: Any) -> None:
+    # Staff's decisions on a message join the audit trail in their transaction; the mailbox's,
+    # the webhook's and the commands' (no actor) are in the message's own record.
+    if actor is not None:
+        audit_record(actor=actor, action=action, obj=grant_email, partner=grant_email.partner, **entry)
+
+
 def _pasted_message(text: str) -> bytes:
     """Pasted text as a message: as it is when it is a whole message, else wrapped in one."""
     normalised = text.replace("\r\n", "\n").lstrip()
@@ -235,15 +252,26 @@ def grant_email_paste(
     existing = GrantEmail.objects.filter(dedupe_key=key).first()
     if existing is not None:
         return StoredGrantEmail(existing, created=False)
+    chosen = partner is not None
     partner = partner or grant_email_partner(parsed)
     if only_for is not None and (partner is None or not only_for.filter(pk=partner.pk).exists()):
         return None
-    return _store_new(raw, parsed, key=key, source=GrantEmail.Source.PASTE, partner=partner, actor=actor)
+    stored = _store_new(raw, parsed, key=key, source=GrantEmail.Source.PASTE, partner=partner, actor=actor)
+    if stored.created:
+        after = {**grant_email_snapshot(stored.grant_email), "partner_from": "chosen" if chosen else "detected"}
+        _audit(actor, "grant_email.paste", stored.grant_email, after=after)
+    return stored
 
 
 @transaction.atomic
 def grant_email_resolve(
-    *, grant_email: GrantEmail, partner: Partner, site_uuids: Sequence[uuid.UUID], actor: Optional[User], name: str = ""
+    *,
+    grant_email: GrantEmail,
+    partner: Partner,
+    site_uuids: Sequence[uuid.UUID],
+    actor: Optional[User],
+    name: str = "",
+    note: str = "",
 ) -> GrantEmail:
     """Staff read a message the parser could not: grant the sites they name and close it."""
     if not site_uuids:
@@ -251,6 +279,7 @@ def grant_email_resolve(
     grant_email = GrantEmail.objects.select_for_update().get(pk=grant_email.pk)
     if grant_email.status not in (GrantEmail.Status.NEEDS_REVIEW, GrantEmail.Status.DISMISSED):
         raise GrantEmailProblem(f"This message is already {grant_email.get_status_display().lower()}.")
+    before = grant_email_snapshot(grant_email)
     sites = [FoundSite(site_uuid=u, name=name) for u in dict.fromkeys(site_uuids)]
     grant_email.partner = partner
     grant_email.sites = [_site_json(site) for site in sites]
@@ -258,6 +287,9 @@ def grant_email_resolve(
     grant_email.resolved_by, grant_email.resolved_at = actor, timezone.now()
     grant_email.save()
     _grant_sites(grant_email, partner, sites, actor=actor, note="grant email resolved by staff")
+    _audit(
+        actor, "grant_email.resolve", grant_email, before=before, after=grant_email_snapshot(grant_email), reason=note
+    )
     return grant_email
 
 
@@ -267,21 +299,26 @@ def grant_email_dismiss(*, grant_email: GrantEmail, actor: Optional[User], reaso
     grant_email = GrantEmail.objects.select_for_update().get(pk=grant_email.pk)
     if grant_email.status != GrantEmail.Status.NEEDS_REVIEW:
         raise GrantEmailProblem(f"This message is {grant_email.get_status_display().lower()}, not waiting for review.")
+    before = {"status": grant_email.status}
     grant_email.status = GrantEmail.Status.DISMISSED
     grant_email.review_reason = (grant_email.review_reason + (f" Dismissed: {reason}" if reason else "")).strip()
     grant_email.resolved_by, grant_email.resolved_at = actor, timezone.now()
     grant_email.save()
+    _audit(
+        actor, "grant_email.dismiss", grant_email, before=before, after={"status": grant_email.status}, reason=reason
+    )
     return grant_email
 
 
 @transaction.atomic
-def grant_email_reparse(*, grant_email: GrantEmail) -> GrantEmail:
+def grant_email_reparse(*, grant_email: GrantEmail, actor: Optional[User] = None) -> GrantEmail:
     """Read a needs-review message again (after the parser learned more, or a partner was added)."""
     grant_email = GrantEmail.objects.select_for_update().get(pk=grant_email.pk)
     if grant_email.status != GrantEmail.Status.NEEDS_REVIEW:
         raise GrantEmailProblem("Only a message waiting for review is read again.")
     if grant_email.raw_truncated:
         raise GrantEmailProblem("Only the start of this message was kept; resolve it by hand.")
+    before = grant_email_snapshot(grant_email)
     raw = bytes(grant_email.raw)
     parsed = parse_grant_email(raw)
     partner = grant_email.partner or grant_email_partner(parsed)
@@ -297,4 +334,5 @@ def grant_email_reparse(*, grant_email: GrantEmail) -> GrantEmail:
         _grant_sites(grant_email, partner, parsed.sites, actor=None, note=f"grant email: {parsed.subject}"[:500])
     else:
         grant_email.save()
+    _audit(actor, "grant_email.reparse", grant_email, before=before, after=grant_email_snapshot(grant_email))
     return grant_email

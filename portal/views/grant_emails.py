@@ -15,14 +15,12 @@ from typing import Any, Optional
 
 from django.contrib import messages
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from core.access import acting_user, staff_required
-from core.audit import audit_record
 from core.models import AuditEntry
 from grants.access import partners_visible_to
 from grants.emails import (
@@ -251,14 +249,6 @@ def grant_email_detail(request: HttpRequest, public_id: uuid.UUID) -> HttpRespon
     return _render_detail(request, _grant_email_or_404(request, public_id))
 
 
-def _snapshot(grant_email: GrantEmail) -> dict[str, Any]:
-    return {
-        "status": grant_email.status,
-        "partner": grant_email.partner.slug if grant_email.partner else None,
-        "sites": [entry["site_uuid"] for entry in grant_email.sites],
-    }
-
-
 @staff_required
 @require_POST
 def grant_email_resolve_view(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
@@ -266,25 +256,15 @@ def grant_email_resolve_view(request: HttpRequest, public_id: uuid.UUID) -> Http
     form = GrantEmailResolveForm(request.POST, partners=partners_visible_to(request.user).order_by("name"))
     if not form.is_valid():
         return _render_detail(request, grant_email, resolve_form=form)
-    before = _snapshot(grant_email)
     try:
-        with transaction.atomic():
-            grant_email = grant_email_resolve(
-                grant_email=grant_email,
-                partner=form.cleaned_data["partner"],
-                site_uuids=form.cleaned_data["site_uuids"],
-                name=form.cleaned_data["name"],
-                actor=acting_user(request),
-            )
-            audit_record(
-                actor=acting_user(request),
-                action="grant_email.resolve",
-                obj=grant_email,
-                partner=grant_email.partner,
-                before=before,
-                after=_snapshot(grant_email),
-                reason=form.cleaned_data["note"],
-            )
+        grant_email = grant_email_resolve(
+            grant_email=grant_email,
+            partner=form.cleaned_data["partner"],
+            site_uuids=form.cleaned_data["site_uuids"],
+            name=form.cleaned_data["name"],
+            note=form.cleaned_data["note"],
+            actor=acting_user(request),
+        )
     except GrantEmailProblem as exc:
         # A message, not a form error: the form is not shown once a message is no longer open.
         messages.error(request, str(exc))
@@ -301,21 +281,10 @@ def grant_email_dismiss_view(request: HttpRequest, public_id: uuid.UUID) -> Http
     form = GrantEmailDismissForm(request.POST)
     if not form.is_valid():
         return _render_detail(request, grant_email, dismiss_form=form)
-    before = _snapshot(grant_email)
     try:
-        with transaction.atomic():
-            grant_email = grant_email_dismiss(
-                grant_email=grant_email, actor=acting_user(request), reason=form.cleaned_data["reason"]
-            )
-            audit_record(
-                actor=acting_user(request),
-                action="grant_email.dismiss",
-                obj=grant_email,
-                partner=grant_email.partner,
-                before={"status": before["status"]},
-                after={"status": grant_email.status},
-                reason=form.cleaned_data["reason"],
-            )
+        grant_email = grant_email_dismiss(
+            grant_email=grant_email, actor=acting_user(request), reason=form.cleaned_data["reason"]
+        )
     except GrantEmailProblem as exc:
         messages.error(request, str(exc))
     else:
@@ -327,18 +296,8 @@ def grant_email_dismiss_view(request: HttpRequest, public_id: uuid.UUID) -> Http
 @require_POST
 def grant_email_reparse_view(request: HttpRequest, public_id: uuid.UUID) -> HttpResponse:
     grant_email = _grant_email_or_404(request, public_id)
-    before = _snapshot(grant_email)
     try:
-        with transaction.atomic():
-            grant_email = grant_email_reparse(grant_email=grant_email)
-            audit_record(
-                actor=acting_user(request),
-                action="grant_email.reparse",
-                obj=grant_email,
-                partner=grant_email.partner,
-                before=before,
-                after=_snapshot(grant_email),
-            )
+        grant_email = grant_email_reparse(grant_email=grant_email, actor=acting_user(request))
     except GrantEmailProblem as exc:
         messages.error(request, str(exc))
     else:
@@ -366,22 +325,13 @@ def grant_email_paste_view(request: HttpRequest) -> HttpResponse:
     form = GrantEmailPasteForm(request.POST or None, partners=partners, initial=initial)
     if request.method == "POST" and form.is_valid():
         chosen = form.chosen_partner()
-        with transaction.atomic():
-            stored = grant_email_paste(
-                text=form.cleaned_data["text"],
-                partner=chosen,
-                actor=user,
-                # Staff paste for the partners they see; a superuser also for none (left for review).
-                only_for=None if user.is_superuser else partners,
-            )
-            if stored is not None and stored.created:
-                audit_record(
-                    actor=user,
-                    action="grant_email.paste",
-                    obj=stored.grant_email,
-                    partner=stored.grant_email.partner,
-                    after={**_snapshot(stored.grant_email), "partner_from": "chosen" if chosen else "detected"},
-                )
+        stored = grant_email_paste(
+            text=form.cleaned_data["text"],
+            partner=chosen,
+            actor=user,
+            # Staff paste for the partners they see; a superuser also for none (left for review).
+            only_for=None if user.is_superuser else partners,
+        )
         if stored is None:
             form.add_error("partner", "Could not tell which of your partners this message is for: choose one.")
         elif stored.created:
