@@ -3,10 +3,10 @@
 The ORM way (get-or-create the lead under a savepoint, save it, MAX(sequence), insert the
 delivery, recompute the status) cost 13 statements and most of a push's CPU. Here:
 
-1. `_known` reads, in one statement, the site's id and the lead's current row, plus whether
+1. `known` reads, in one statement, the site's id and the lead's current row, plus whether
    this push repeats a recent one (same body) or reuses an Idempotency-Key.
 2. The caller merges the lead's new state in Python from that row (leads.services).
-3. `_write` stores it: on PostgreSQL one statement (a data-modifying CTE), atomic on its own, so
+3. `write` stores it: on PostgreSQL one statement (a data-modifying CTE), atomic on its own, so
    no BEGIN or COMMIT round trips; on SQLite the same two statements in one transaction.
 
 Nothing is locked between 1 and 3. The lead's `last_sequence` is the check: the write only

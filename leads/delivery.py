@@ -14,10 +14,12 @@
     waiting               a delivery of the same lead finished         pending
     held                  the site was granted                         pending
     held                  held longer than DELIVERY_HELD_MAX_AGE_HOURS failed
-    failed, dead,         staff retry (leads.services.delivery_retry)  pending, with a fresh budget
-    retrying, held
-    pending, waiting,     staff cancel (leads.staff_services)          cancelled
-    held, retrying
+    failed, dead,         a retry (delivery_retry: staff through       pending, with a fresh budget
+    retrying, held        leads.staff_services, or bulk retry)
+    pending, waiting,     staff cancel (delivery_cancel, through       cancelled
+    held, retrying        leads.staff_services)
+    held, and those       staff cancel the site's held ones            cancelled
+    waiting behind them   (delivery_held_cancel, leads.bulk)
 
 Claims are made in batches (leads.engine runs them): one statement picks due deliveries that
 are the head of their lead's queue (no earlier delivery of the lead is pending, held, claimed
