@@ -58,6 +58,24 @@ def audit_record(
     )
 
 
+def audit_person_action(
+    *,
+    actor: Optional[User],
+    action: str,
+    obj: models.Model,
+    partner: Optional[models.Model],
+    before: Optional[dict[str, Any]] = None,
+    after: Optional[dict[str, Any]] = None,
+    reason: str = "",
+) -> Optional[AuditEntry]:
+    """`audit_record` for the services, which persons and the portal both call: an action a person
+    took (an `actor`) joins the audit trail; a product's API key, a command, a callback or the
+    mailbox (no actor) leaves no entry, its evidence being the rows it changed."""
+    if actor is None:
+        return None
+    return audit_record(actor=actor, action=action, obj=obj, partner=partner, before=before, after=after, reason=reason)
+
+
 def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The parts of two snapshots that differ, as (before, after)."""
     keys = [key for key in after if before.get(key) != after[key]]

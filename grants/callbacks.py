@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.db.models import F, Field
 from django.utils import timezone
 
-from core.audit import audit_record
+from core.audit import audit_person_action
 from grants import destination, inbound
 from grants.destination import CallbackProblem
 from grants.models import Site, WebhookEvent, WebhookRejection
@@ -229,9 +229,9 @@ def webhook_event_reprocess(*, event: WebhookEvent, actor: Optional[User] = None
         # Forced: staff are waiting for the answer, not sharing a hint with a burst of callbacks.
         transaction.on_commit(lambda: webhook_events_hint(force=True))
     event.refresh_from_db()
-    if changed and actor is not None:
+    if changed:
         after = {"state": event.state}
-        audit_record(
+        audit_person_action(
             actor=actor, action="webhook_event.reprocess", obj=event, partner=event.partner, before=before, after=after
         )
     return event

@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from core.audit import audit_record
+from core.audit import audit_person_action
 from grants.models import GrantEmail, Partner, Site
 from grants.parsing import FoundSite, ParsedGrantEmail, parse_grant_email
 from grants.sender_auth import SenderCheck, sender_check
@@ -211,13 +211,6 @@ def grant_email_snapshot(grant_email: GrantEmail) -> dict[str, Any]:
     }
 
 
-def _audit(actor: Optional[User], action: str, grant_email: GrantEmail, **entry: Any) -> None:
-    # Staff's decisions on a message join the audit trail in their transaction; the mailbox's,
-    # the webhook's and the commands' (no actor) are in the message's own record.
-    if actor is not None:
-        audit_record(actor=actor, action=action, obj=grant_email, partner=grant_email.partner, **entry)
-
-
 def _pasted_message(text: str) -> bytes:
     """Pasted text as a message: as it is when it is a whole message, else wrapped in one."""
     normalised = text.replace("\r\n", "\n").lstrip()
@@ -259,7 +252,13 @@ def grant_email_paste(
     stored = _store_new(raw, parsed, key=key, source=GrantEmail.Source.PASTE, partner=partner, actor=actor)
     if stored.created:
         after = {**grant_email_snapshot(stored.grant_email), "partner_from": "chosen" if chosen else "detected"}
-        _audit(actor, "grant_email.paste", stored.grant_email, after=after)
+        audit_person_action(
+            actor=actor,
+            action="grant_email.paste",
+            obj=stored.grant_email,
+            partner=stored.grant_email.partner,
+            after=after,
+        )
     return stored
 
 
@@ -287,8 +286,14 @@ def grant_email_resolve(
     grant_email.resolved_by, grant_email.resolved_at = actor, timezone.now()
     grant_email.save()
     _grant_sites(grant_email, partner, sites, actor=actor, note="grant email resolved by staff")
-    _audit(
-        actor, "grant_email.resolve", grant_email, before=before, after=grant_email_snapshot(grant_email), reason=note
+    audit_person_action(
+        actor=actor,
+        action="grant_email.resolve",
+        obj=grant_email,
+        partner=grant_email.partner,
+        before=before,
+        after=grant_email_snapshot(grant_email),
+        reason=note,
     )
     return grant_email
 
@@ -304,8 +309,14 @@ def grant_email_dismiss(*, grant_email: GrantEmail, actor: Optional[User], reaso
     grant_email.review_reason = (grant_email.review_reason + (f" Dismissed: {reason}" if reason else "")).strip()
     grant_email.resolved_by, grant_email.resolved_at = actor, timezone.now()
     grant_email.save()
-    _audit(
-        actor, "grant_email.dismiss", grant_email, before=before, after={"status": grant_email.status}, reason=reason
+    audit_person_action(
+        actor=actor,
+        action="grant_email.dismiss",
+        obj=grant_email,
+        partner=grant_email.partner,
+        before=before,
+        after={"status": grant_email.status},
+        reason=reason,
     )
     return grant_email
 
@@ -334,5 +345,12 @@ def grant_email_reparse(*, grant_email: GrantEmail, actor: Optional[User] = None
         _grant_sites(grant_email, partner, parsed.sites, actor=None, note=f"grant email: {parsed.subject}"[:500])
     else:
         grant_email.save()
-    _audit(actor, "grant_email.reparse", grant_email, before=before, after=grant_email_snapshot(grant_email))
+    audit_person_action(
+        actor=actor,
+        action="grant_email.reparse",
+        obj=grant_email,
+        partner=grant_email.partner,
+        before=before,
+        after=grant_email_snapshot(grant_email),
+    )
     return grant_email

@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from core.audit import MASK_SET, audit_record
+from core.audit import MASK_SET, audit_person_action
 from grants import rg_url
 from grants.audit import partner_snapshot
 from grants.models import PARTNER_NAME_TAKEN, ApiKey, GrantEmail, Partner, Site, SiteStatusChange, WebhookEvent
@@ -62,9 +62,8 @@ def partner_create(
     try:
         with transaction.atomic():
             partner.save()
-            if actor is not None:
-                after = {**partner_snapshot(partner), "rg_password": MASK_SET, "webhook_secrets": {"count": 1}}
-                audit_record(actor=actor, action="partner.create", obj=partner, partner=partner, after=after)
+            after = {**partner_snapshot(partner), "rg_password": MASK_SET, "webhook_secrets": {"count": 1}}
+            audit_person_action(actor=actor, action="partner.create", obj=partner, partner=partner, after=after)
     except IntegrityError:
         # Someone created a partner with this name or slug between the checks and the INSERT.
         raise ValidationError({"name": PARTNER_NAME_TAKEN}) from None
@@ -76,9 +75,8 @@ def api_key_issue(*, partner: Partner, label: str = "", actor: Optional[User] = 
     key, secret = ApiKey.new(partner=partner, label=label)
     with transaction.atomic():
         key.save()
-        if actor is not None:
-            after = {"key_id": key.key_id, "label": key.label}
-            audit_record(actor=actor, action="api_key.issue", obj=key, partner=partner, after=after)
+        after = {"key_id": key.key_id, "label": key.label}
+        audit_person_action(actor=actor, action="api_key.issue", obj=key, partner=partner, after=after)
     return key, secret
 
 
@@ -87,16 +85,15 @@ def api_key_revoke(*, key: ApiKey, actor: Optional[User] = None, reason: str = "
         with transaction.atomic():
             key.revoked_at = timezone.now()
             key.save(update_fields=["revoked_at"])
-            if actor is not None:
-                audit_record(
-                    actor=actor,
-                    action="api_key.revoke",
-                    obj=key,
-                    partner=key.partner,
-                    before={"revoked_at": None},
-                    after={"revoked_at": key.revoked_at},
-                    reason=reason,
-                )
+            audit_person_action(
+                actor=actor,
+                action="api_key.revoke",
+                obj=key,
+                partner=key.partner,
+                before={"revoked_at": None},
+                after={"revoked_at": key.revoked_at},
+                reason=reason,
+            )
     return key
 
 
@@ -180,16 +177,15 @@ def site_revoke(
     """Withdraw the grant: new deliveries to the site are held until it is granted again."""
     site = Site.objects.select_for_update().get(pk=site.pk)
     if site.status != Site.Status.REVOKED:
-        if actor is not None:
-            audit_record(
-                actor=actor,
-                action="site.revoke",
-                obj=site,
-                partner=site.partner,
-                before={"status": site.status},
-                after={"status": Site.Status.REVOKED},
-                reason=note,
-            )
+        audit_person_action(
+            actor=actor,
+            action="site.revoke",
+            obj=site,
+            partner=site.partner,
+            before={"status": site.status},
+            after={"status": Site.Status.REVOKED},
+            reason=note,
+        )
         _change_status(
             site,
             Site.Status.REVOKED,

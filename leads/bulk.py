@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
-from core.audit import audit_record
+from core.audit import audit_person_action
 from grants.models import Partner, Site
 from leads.delivery import DeliveryStateError, delivery_held_cancel, delivery_retry
 from leads.models import BulkRetry, BulkRetryItem, Delivery, DeliveryAttempt, Lead
@@ -108,9 +108,8 @@ def bulk_retry_start(*, filters: BulkFilter, actor: Optional[User]) -> BulkRetry
             partner=filters.partner, created_by=actor, filters=filters.as_json(), total=len(ids)
         )
         BulkRetryItem.objects.bulk_create([BulkRetryItem(job=job, delivery_id=pk) for pk in ids], batch_size=1000)
-        if actor is not None:
-            after = {"filters": job.filters, "count": job.total}
-            audit_record(actor=actor, action="delivery.bulk_retry", obj=job, partner=job.partner, after=after)
+        after = {"filters": job.filters, "count": job.total}
+        audit_person_action(actor=actor, action="delivery.bulk_retry", obj=job, partner=job.partner, after=after)
         _publish_on_commit(job.pk)
     return job
 

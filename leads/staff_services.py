@@ -18,7 +18,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from core.audit import audit_record
+from core.audit import audit_person_action
 from grants.models import Partner, SiteAgent
 from leads import delivery as outbox
 from leads.agents import AgentsUnavailable, users_for
@@ -110,26 +110,14 @@ def _locked(lead: Lead, expected_version: Optional[str]) -> Lead:
     return locked
 
 
-def _audit(
-    actor: Optional[User],
-    action: str,
-    obj: Lead | Delivery,
-    partner: Partner,
-    *,
-    before: Optional[dict[str, Any]] = None,
-    after: Optional[dict[str, Any]] = None,
-    reason: str = "",
-) -> None:
-    if actor is not None:
-        audit_record(actor=actor, action=action, obj=obj, partner=partner, before=before, after=after, reason=reason)
-
-
 def _changes_audit(
     actor: User, action: str, lead: Lead, changes: list[FieldChange], delivery: Delivery, reason: str
 ) -> None:
     before = {c.field: c.before for c in changes}
     after = {**{c.field: c.after for c in changes}, "delivery": delivery.public_id}
-    _audit(actor, action, lead, lead.partner, before=before, after=after, reason=reason)
+    audit_person_action(
+        actor=actor, action=action, obj=lead, partner=lead.partner, before=before, after=after, reason=reason
+    )
 
 
 def lead_edit_resend(
@@ -170,7 +158,14 @@ def lead_resend_checked(*, lead: Lead, actor: Optional[User]) -> Delivery:
         delivery = lead_resend(lead=lead, actor=actor)
         status_now = Lead.objects.values_list("status", flat=True).get(pk=lead.pk)
         after = {"status": status_now, "delivery": delivery.public_id}
-        _audit(actor, "lead.resend", lead, lead.partner, before={"status": lead.status}, after=after)
+        audit_person_action(
+            actor=actor,
+            action="lead.resend",
+            obj=lead,
+            partner=lead.partner,
+            before={"status": lead.status},
+            after=after,
+        )
     return delivery
 
 
@@ -198,7 +193,7 @@ def lead_activity_add(*, lead: Lead, activity: dict[str, Any], actor: User) -> D
     with transaction.atomic():
         delivery = _submit(lead, Operation.ADD_ACTIVITIES, [activity], actor)
         after = {"activity": activity, "delivery": delivery.public_id}
-        _audit(actor, "lead.activity_add", lead, lead.partner, after=after)
+        audit_person_action(actor=actor, action="lead.activity_add", obj=lead, partner=lead.partner, after=after)
     return delivery
 
 
@@ -208,7 +203,7 @@ def lead_assign(*, lead: Lead, user_id: str, actor: User, agent_name: str = "") 
     with transaction.atomic():
         delivery = _submit(lead, Operation.ADD_ACTIVITIES, [{"type": "was_assigned", "user": {"id": user_id}}], actor)
         after = {"agent": {"id": user_id, "name": agent_name}, "delivery": delivery.public_id}
-        _audit(actor, "lead.assign", lead, lead.partner, after=after)
+        audit_person_action(actor=actor, action="lead.assign", obj=lead, partner=lead.partner, after=after)
     return delivery
 
 
@@ -217,7 +212,14 @@ def delivery_cancel(*, delivery: Delivery, actor: User) -> Delivery:
     before, partner = {"status": delivery.status}, delivery.lead.partner
     with transaction.atomic():
         delivery = outbox.delivery_cancel(delivery=delivery, actor=actor)
-        _audit(actor, "delivery.cancel", delivery, partner, before=before, after={"status": delivery.status})
+        audit_person_action(
+            actor=actor,
+            action="delivery.cancel",
+            obj=delivery,
+            partner=partner,
+            before=before,
+            after={"status": delivery.status},
+        )
     return delivery
 
 
@@ -226,7 +228,14 @@ def delivery_retry(*, delivery: Delivery, actor: Optional[User]) -> Delivery:
     before, partner = {"status": delivery.status, "attempt_count": delivery.attempt_count}, delivery.lead.partner
     with transaction.atomic():
         delivery = outbox.delivery_retry(delivery=delivery, actor=actor)
-        _audit(actor, "delivery.retry", delivery, partner, before=before, after={"status": delivery.status})
+        audit_person_action(
+            actor=actor,
+            action="delivery.retry",
+            obj=delivery,
+            partner=partner,
+            before=before,
+            after={"status": delivery.status},
+        )
     return delivery
 
 
