@@ -161,13 +161,18 @@ def grant_email_store(
     actor: Optional[User] = None,
 ) -> StoredGrantEmail:
     """`grant_email_receive`, also saying whether this call stored the message."""
-    parsed = parse_grant_email(raw)
-    key = _dedupe_key(parsed, raw)
-    existing = GrantEmail.objects.filter(dedupe_key=key).first()
+    parsed, key, existing = _read(raw)
     if existing is not None:
         return StoredGrantEmail(existing, created=False)
     partner = partner or grant_email_partner(parsed, envelope_recipients)
     return _store_new(raw, parsed, key=key, source=source, partner=partner, actor=actor)
+
+
+def _read(raw: bytes) -> tuple[ParsedGrantEmail, str, Optional[GrantEmail]]:
+    """The message parsed, its dedupe key, and the message already stored under that key, if any."""
+    parsed = parse_grant_email(raw)
+    key = _dedupe_key(parsed, raw)
+    return parsed, key, GrantEmail.objects.filter(dedupe_key=key).first()
 
 
 def _store_new(
@@ -240,9 +245,7 @@ def grant_email_paste(
     caller decides what to show of it.
     """
     raw = _pasted_message(text)
-    parsed = parse_grant_email(raw)
-    key = _dedupe_key(parsed, raw)
-    existing = GrantEmail.objects.filter(dedupe_key=key).first()
+    parsed, key, existing = _read(raw)
     if existing is not None:
         return StoredGrantEmail(existing, created=False)
     chosen = partner is not None
