@@ -236,12 +236,6 @@ class LeadSummary(NamedTuple):
     last_error: str
 
 
-def lead_status_from(deliveries: list[tuple[str, int, str]]) -> str:
-    """A lead's status from its deliveries' (operation, sequence, status); see lead_summary_from."""
-    facts = [DeliveryFacts(operation, sequence, status, None, "") for operation, sequence, status in deliveries]
-    return lead_summary_from(facts).status
-
-
 def lead_summary_from(deliveries: Sequence[DeliveryFacts]) -> LeadSummary:
     """A lead's status, last HTTP status and last error from its deliveries.
 
