@@ -223,7 +223,11 @@ def test_with_the_broker_down_the_api_still_answers_201_and_delivers_once_it_ret
         started = time.monotonic()
         response = pipeline.push(f"/rest/sites/{SITE}/leads", lead)
         elapsed = time.monotonic() - started
-        assert pipeline.deliveries(lead["id"]) == [("create_lead", "pending", 0)]
+        # Stored before the answer. A pump still running from an earlier test's retries claims
+        # work from the database without the broker, so it may already have taken this one.
+        (operation, status, attempts), *others = pipeline.deliveries(lead["id"])
+        assert (operation, others) == ("create_lead", [])
+        assert (status, attempts) in {("pending", 0), ("claimed", 1), ("delivered", 1)}
     finally:
         redis.start()
 
