@@ -14,6 +14,7 @@ from the first page would read every lead twice.
 """
 
 import re
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Optional, TypeVar
@@ -74,6 +75,28 @@ def _past(keys: Sequence[str], values: Sequence[Any], lookup: str) -> Q:
         # instead of at the top of the index.
         past &= Q(**{f"{keys[0]}__{lookup}e": values[0]})
     return past
+
+
+def received_page(queryset: QuerySet[M], older_than: Optional[M], size: int) -> tuple[list[M], Optional[M]]:
+    """One page of `queryset` newest first by (received_at, id), starting after the row
+    `older_than`: the lists of things that arrive (callbacks, grant emails). The rows, and the
+    last one when more follow (these lists only page on; "Newest" is the page without a cursor)."""
+    after = None if older_than is None else (older_than.received_at, older_than.pk)  # type: ignore[attr-defined]
+    page = keyset_page(queryset, ("received_at", "id"), size, older_than=after)
+    return page.rows, page.older
+
+
+def row_by_public_id(queryset: QuerySet[M], value: str) -> Optional[M]:
+    """The row an `older_than` cursor names (a public id), looked up among `queryset`'s rows, so
+    a cursor can never reach a row its reader may not see; None for anything else.
+
+    These lists' cursors are a row's public id rather than its key values, as the lead list's
+    are: links people keep carry them, and the lookup costs one indexed query."""
+    try:
+        public_id = uuid.UUID(value)
+    except ValueError:
+        return None
+    return queryset.filter(public_id=public_id).first()
 
 
 def whole_number(text: str, digits: int) -> Optional[int]:

@@ -6,11 +6,10 @@ event of a partner the user cannot see is a 404, whether linked or guessed.
 
 import json
 import uuid
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 from django import forms
 from django.contrib import messages
-from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -18,7 +17,7 @@ from django.views.decorators.http import require_POST
 
 from core.access import acting_user, staff_required
 from core.models import AuditEntry
-from core.paging import keyset_page
+from core.paging import received_page, row_by_public_id
 from grants import destination
 from grants.access import partners_visible_to
 from grants.callbacks import webhook_event_reprocess
@@ -31,29 +30,6 @@ PAGE_SIZE = 50
 BODY_SHOWN_MAX_CHARS = 200_000
 # Enough of a stored signature to match it against RG's logs, too little to send again.
 SIGNATURE_SHOWN_CHARS = 8
-
-M = TypeVar("M", bound=models.Model)
-
-
-def newest_first_page(queryset: QuerySet[M], older_than: Optional[M], size: int) -> tuple[list[M], Optional[M]]:
-    """One page of `queryset` newest first by (received_at, id), starting after `older_than`:
-    the callbacks' and the grant emails' lists. Returns the rows and the last one when more
-    follow (the lists only page on; "Newest" is the page without a cursor)."""
-    after = None if older_than is None else (older_than.received_at, older_than.pk)  # type: ignore[attr-defined]
-    page = keyset_page(queryset, ("received_at", "id"), size, older_than=after)
-    return page.rows, page.older
-
-
-def cursor_row(queryset: QuerySet[M], value: str) -> Optional[M]:
-    """The row named by an `older_than` cursor (a public id), looked up inside the visible rows.
-
-    These lists' cursors are a row's public id rather than its key values as the lead list's
-    are: links people keep carry them, and the lookup costs one indexed query."""
-    try:
-        public_id = uuid.UUID(value)
-    except ValueError:
-        return None
-    return queryset.filter(public_id=public_id).first()
 
 
 class CallbackListForm(CallbackFilterForm):
@@ -110,8 +86,8 @@ def callback_list(request: HttpRequest) -> HttpResponse:
     elif form.is_bound:
         # A bad filter (a mistyped site UUID) shows its message and no rows rather than all of them.
         events = events.none()
-    older_than = cursor_row(_visible_events(request), request.GET.get("older_than", ""))
-    page, last = newest_first_page(events, older_than, PAGE_SIZE)
+    older_than = row_by_public_id(_visible_events(request), request.GET.get("older_than", ""))
+    page, last = received_page(events, older_than, PAGE_SIZE)
     sites = _known_sites(page)
     query = request.GET.copy()
     query.pop("older_than", None)

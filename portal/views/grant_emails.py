@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from core.access import acting_user, staff_required
 from core.models import AuditEntry
+from core.paging import received_page, row_by_public_id
 from grants.access import partners_visible_to
 from grants.emails import (
     GrantEmailProblem,
@@ -41,7 +42,6 @@ from portal.forms.grants import (
     GrantEmailPasteForm,
     GrantEmailResolveForm,
 )
-from portal.views.callbacks import cursor_row, newest_first_page
 
 PAGE_SIZE = 50
 # What a page shows of one message; the whole message stays stored (up to its own limit).
@@ -86,8 +86,8 @@ def grant_email_list(request: HttpRequest) -> HttpResponse:
     rows = visible.filter(status=status) if status else visible
     # The raw message can be megabytes; the list never needs it.
     rows = rows.select_related("partner").defer("raw")
-    older_than = cursor_row(_visible_grant_emails(request.user), request.GET.get("older_than", ""))
-    page, last = newest_first_page(rows, older_than, PAGE_SIZE)
+    older_than = row_by_public_id(_visible_grant_emails(request.user), request.GET.get("older_than", ""))
+    page, last = received_page(rows, older_than, PAGE_SIZE)
     query = request.GET.copy()
     query.pop("older_than", None)
     context = {

@@ -1,12 +1,15 @@
 """The dashboard's keyset pager: pages walk every row once in order and back, ties on the first
 key are broken by the next, and a cursor that is not a number is no cursor."""
 
+import hashlib
+import uuid
 from datetime import UTC, datetime
 
 import pytest
 
 from core.models import AuditEntry
-from core.paging import Page, keyset_page, whole_number
+from core.paging import Page, keyset_page, received_page, row_by_public_id, whole_number
+from grants.models import Partner, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -87,3 +90,46 @@ BROKEN = ["", "-3", "+3", " 3", "3 ", "3\n", "3_0", "1.5", "1e9", "0x1f", "drop 
 @pytest.mark.parametrize("text", [*BROKEN, "\u00b2", "\u0661\u0662\u0663"])
 def test_anything_else_is_no_number_cursor(text):
     assert whole_number(text, 18) is None
+
+
+def callbacks(partner: Partner, count: int) -> list[WebhookEvent]:
+    """`count` callbacks, every two of them received at one instant; newest first."""
+    for n in range(count):
+        body = f'{{"n": {n}}}'.encode()
+        WebhookEvent.objects.create(
+            partner=partner,
+            body=body,
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            received_at=AT.replace(minute=n // 2),
+        )
+    return list(WebhookEvent.objects.filter(partner=partner).order_by("-received_at", "-id"))
+
+
+def test_received_pages_follow_the_row_a_cursor_names_through_ties(partner):
+    expected = callbacks(partner, 5)
+
+    shown, older_than = [], None
+    while True:
+        rows, older_than = received_page(WebhookEvent.objects.all(), older_than, 2)
+        shown.append(rows)
+        if older_than is None:
+            break
+        older_than = row_by_public_id(WebhookEvent.objects.all(), str(older_than.public_id))
+
+    assert shown == [expected[0:2], expected[2:4], expected[4:5]]
+
+
+def test_a_cursor_names_a_row_only_among_the_rows_given(partner, other_partner):
+    mine, theirs = callbacks(partner, 1)[0], callbacks(other_partner, 2)[0]
+    visible = WebhookEvent.objects.filter(partner=partner)
+
+    assert row_by_public_id(visible, str(mine.public_id)) == mine
+    assert row_by_public_id(visible, str(theirs.public_id)) is None
+    assert row_by_public_id(visible, str(uuid.uuid4())) is None
+
+
+@pytest.mark.parametrize("text", ["", "not-a-uuid", "1 OR 1=1", "\x00", "12345678-1234-1234-1234-12345678901Z"])
+def test_a_cursor_that_is_no_public_id_names_no_row(partner, text):
+    callbacks(partner, 1)
+
+    assert row_by_public_id(WebhookEvent.objects.all(), text) is None
