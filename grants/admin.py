@@ -10,7 +10,6 @@ from typing import Any, Optional
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -20,8 +19,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from core.access import acting_user
 from core.admin import PartnerScopedAdmin, ReadOnlyAdmin
-from core.audit import MASK_CHANGED, audit_record
 from grants import rg_url, services
+from grants.audit import PARTNER_AUDITED_FIELDS
 from grants.models import ApiKey, Partner, Site, SiteStatusChange
 
 
@@ -80,27 +79,9 @@ class PartnerAdminForm(forms.ModelForm):
             self.add_error("new_rg_password", "A new partner needs its RG password.")
         elif "rg_api_url" in self.changed_data and not cleaned.get("new_rg_password"):
             self.add_error("new_rg_password", rg_url.URL_CHANGE_REFUSED)
+        if self.instance.pk is None and not cleaned.get("new_webhook_secret"):
+            self.add_error("new_webhook_secret", "A new partner needs a webhook secret, or no callback verifies.")
         return cleaned
-
-    def save(self, commit: bool = True) -> Partner:
-        partner: Partner = super().save(commit=False)
-        if self.cleaned_data.get("new_rg_password"):
-            partner.rg_password = self.cleaned_data["new_rg_password"]
-        new_secret = self.cleaned_data.get("new_webhook_secret")
-        if new_secret and new_secret not in partner.webhook_secrets:
-            partner.webhook_secrets = [new_secret, *partner.webhook_secrets]
-        if commit:
-            partner.save()
-            self.save_m2m()
-        return partner
-
-
-def _audit_value(value: Any) -> Any:
-    if isinstance(value, QuerySet | list | tuple):
-        return [str(item) for item in value]
-    if isinstance(value, str | int | bool) or value is None:
-        return value
-    return str(value)
 
 
 @admin.register(Partner)
@@ -132,25 +113,41 @@ class PartnerAdmin(PartnerScopedAdmin):
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request: HttpRequest, obj: Partner, form: forms.ModelForm, change: bool) -> None:
-        with transaction.atomic():
-            super().save_model(request, obj, form, change)
-            secrets_after = {
-                name: MASK_CHANGED
-                for field, name in (("new_rg_password", "rg_password"), ("new_webhook_secret", "webhook_secrets"))
-                if form.cleaned_data.get(field)
-            }
-            plain = [name for name in form.changed_data if name not in ("new_rg_password", "new_webhook_secret")]
-            audit_record(
-                actor=acting_user(request),
-                action="partner.edit" if change else "partner.create",
-                obj=obj,
-                partner=obj,
-                after={**{name: _audit_value(form.cleaned_data.get(name)) for name in plain}, **secrets_after},
+        # The services save and audit, as for the dashboard; the admin goes on with the row stored.
+        data = form.cleaned_data
+        plain = {name: data[name] for name in PARTNER_AUDITED_FIELDS if name in form.fields}
+        staff = data["staff"] if "staff" in form.fields else None
+        actor = acting_user(request)
+        if change:
+            # The form leaves the stored secrets alone: it has no field of theirs.
+            secret, secrets = data.get("new_webhook_secret"), obj.webhook_secrets
+            saved, _ = services.partner_edit(
+                obj,
+                plain,
+                rg_password=data.get("new_rg_password") or "",
+                webhook_secrets=[secret, *secrets] if secret and secret not in secrets else None,
+                staff=staff,
+                actor=actor,
                 reason="Django admin",
             )
+        else:
+            saved = services.partner_create(
+                **plain,
+                rg_password=data["new_rg_password"],
+                webhook_secret=data["new_webhook_secret"],
+                staff=staff,
+                actor=actor,
+                reason="Django admin",
+            )
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        # Staff were set, and audited, by the service in save_model; the form must not set them again.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
 
-@admin.action(description="Revoke the selected API keys")
 def revoke_api_keys(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
     revoked = 0
     for key in queryset.filter(revoked_at__isnull=True).select_related("partner"):

@@ -5,7 +5,8 @@ commands, callbacks and grant emails (no actor) leave the status history only.
 """
 
 import uuid
-from typing import Optional
+from collections.abc import Iterable
+from typing import Any, Optional
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -13,9 +14,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from core.audit import MASK_SET, audit_person_action
+from core.audit import MASK_CHANGED, MASK_SET, audit_person_action, changed_fields
 from grants import rg_url
-from grants.audit import partner_snapshot
+from grants.audit import PARTNER_AUDITED_FIELDS, partner_snapshot, webhook_secrets_change
 from grants.models import PARTNER_NAME_TAKEN, ApiKey, GrantEmail, Partner, Site, SiteStatusChange, WebhookEvent
 from grants.signals import site_granted
 
@@ -31,31 +32,34 @@ def partner_create(
     rg_partner_id: str = "",
     rg_company_id: str = "",
     rg_api_url: str = "",
+    slug: str = "",
+    grant_email_address: str = "",
+    is_active: bool = True,
+    staff: Optional[Iterable[User]] = None,
     actor: Optional[User] = None,
+    reason: str = "",
 ) -> Partner:
-    """A new partner with a unique slug derived from its name.
+    """A new partner, with `slug` or else a unique one derived from its name.
 
     Raises ValidationError (nothing saved) for an invalid field, among them an `rg_api_url` the
     partner's credentials may not be sent to (grants.rg_url).
     """
     if rg_api_url and (problem := rg_url.refusal(rg_api_url)):
         raise ValidationError({"rg_api_url": problem})
-    # Room for a "-NN" suffix within the slug's 100 characters, whatever the name's length.
-    base = slugify(name)[:SLUG_BASE_CHARS].strip("-") or "partner"
     if Partner.objects.filter(name__iexact=name).exists():
         raise ValidationError({"name": PARTNER_NAME_TAKEN})
-    slug, n = base, 2
-    # "new" would be shadowed by the dashboard's /partners/new/ page.
-    while slug == "new" or Partner.objects.filter(slug=slug).exists():
-        slug, n = f"{base}-{n}", n + 1
+    if slug and Partner.objects.filter(slug=slug).exists():
+        raise ValidationError({"slug": "Another partner has this slug."})
     partner = Partner(
         name=name,
-        slug=slug,
+        slug=slug or _slug_free(name),
         rg_username=rg_username,
         rg_password=rg_password,
         rg_partner_id=rg_partner_id,
         rg_company_id=rg_company_id,
         rg_api_url=rg_api_url,
+        grant_email_address=grant_email_address,
+        is_active=is_active,
     )
     partner.webhook_secrets = [webhook_secret]
     partner.full_clean()
@@ -63,11 +67,97 @@ def partner_create(
         with transaction.atomic():
             partner.save()
             after = {**partner_snapshot(partner), "rg_password": MASK_SET, "webhook_secrets": {"count": 1}}
-            audit_person_action(actor=actor, action="partner.create", obj=partner, partner=partner, after=after)
+            if staff is not None:
+                partner.staff.set(staff)
+                after["staff"] = _usernames(partner)
+            audit_person_action(
+                actor=actor, action="partner.create", obj=partner, partner=partner, after=after, reason=reason
+            )
     except IntegrityError:
         # Someone created a partner with this name or slug between the checks and the INSERT.
         raise ValidationError({"name": PARTNER_NAME_TAKEN}) from None
     return partner
+
+
+def _slug_free(name: str) -> str:
+    """A slug made from `name` that no partner has yet."""
+    # Room for a "-NN" suffix within the slug's 100 characters, whatever the name's length.
+    base = slugify(name)[:SLUG_BASE_CHARS].strip("-") or "partner"
+    slug, n = base, 2
+    # "new" would be shadowed by the dashboard's /partners/new/ page.
+    while slug == "new" or Partner.objects.filter(slug=slug).exists():
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
+def _usernames(partner: Partner) -> list[str]:
+    return sorted(partner.staff.values_list("username", flat=True))
+
+
+def partner_edit(
+    partner: Partner,
+    changes: dict[str, Any],
+    *,
+    rg_password: str = "",
+    webhook_secrets: Optional[list[str]] = None,
+    staff: Optional[Iterable[User]] = None,
+    actor: Optional[User] = None,
+    reason: str = "",
+) -> tuple[Partner, bool]:
+    """Apply an edit to the partner as stored: `changes` to its plain fields (those an audit entry
+    shows), a new `rg_password` unless blank, and the `webhook_secrets` list and `staff` when given.
+    The saved partner, and whether anything changed.
+
+    A person's edit is audited with the fields that changed: secrets masked, webhook secrets by
+    fingerprint, staff by username. An edit that changed nothing leaves no entry. Raises
+    ValidationError (nothing saved) for an invalid field, among them a new RG API URL without
+    the RG password given again, or no webhook secret left.
+    """
+    unknown = set(changes) - set(PARTNER_AUDITED_FIELDS)
+    if unknown:
+        raise ValueError(f"not plain partner fields: {sorted(unknown)}")
+    with transaction.atomic():
+        # The stored row, locked, not the caller's copy: a form has already written its values
+        # into the instance it was given, and two edits at once must not lose one.
+        stored = Partner.objects.select_for_update().get(pk=partner.pk)
+        before, secrets_before = partner_snapshot(stored), stored.webhook_secrets
+        staff_before = _usernames(stored) if staff is not None else []
+        for field, value in changes.items():
+            setattr(stored, field, value)
+        if stored.rg_api_url != before["rg_api_url"]:
+            if problem := stored.rg_api_url and rg_url.refusal(stored.rg_api_url):
+                raise ValidationError({"rg_api_url": problem})
+            if not rg_password:
+                raise ValidationError({"rg_password": rg_url.URL_CHANGE_REFUSED})
+        if rg_password:
+            stored.rg_password = rg_password
+        if webhook_secrets is not None:
+            if not [s for s in webhook_secrets if s]:
+                raise ValidationError({"webhook_secrets": "A partner keeps at least one webhook secret."})
+            stored.webhook_secrets = webhook_secrets
+        stored.full_clean()
+        stored.save()
+        changed_before, changed_after = changed_fields(before, partner_snapshot(stored))
+        if rg_password:
+            changed_before["rg_password"], changed_after["rg_password"] = MASK_SET, MASK_CHANGED
+        if stored.webhook_secrets != secrets_before:
+            secrets = webhook_secrets_change(secrets_before, stored.webhook_secrets)
+            changed_before["webhook_secrets"], changed_after["webhook_secrets"] = secrets
+        if staff is not None:
+            stored.staff.set(staff)
+            if (staff_after := _usernames(stored)) != staff_before:
+                changed_before["staff"], changed_after["staff"] = staff_before, staff_after
+        if changed_after:
+            audit_person_action(
+                actor=actor,
+                action="partner.edit",
+                obj=stored,
+                partner=stored,
+                before=changed_before,
+                after=changed_after,
+                reason=reason,
+            )
+    return stored, bool(changed_after)
 
 
 def api_key_issue(*, partner: Partner, label: str = "", actor: Optional[User] = None) -> tuple[ApiKey, str]:

@@ -1,20 +1,14 @@
 """The partner and API key forms. Secret fields are write-only: never rendered back, blank means "keep"."""
 
-import hashlib
 from typing import Any, Optional
 
 from django import forms
 
-from core.audit import MASK_CHANGED, MASK_SET
 from grants import rg_url
+from grants.audit import secret_fingerprint
 from grants.models import PARTNER_NAME_TAKEN, Partner
 
 WRITE_ONLY_HELP = "Write-only: it is never shown again. Re-enter it if the form comes back with errors."
-
-
-def secret_fingerprint(secret: str) -> str:
-    """A short, non-reversible name for a secret, so staff can tell secrets apart without seeing them."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:10]
 
 
 def _secret_input() -> forms.PasswordInput:
@@ -139,31 +133,13 @@ class PartnerEditForm(forms.ModelForm):
             )
         return cleaned
 
-    def save(self, commit: bool = True) -> Partner:
-        partner: Partner = super().save(commit=False)
-        if self.cleaned_data.get("rg_password"):
-            partner.rg_password = self.cleaned_data["rg_password"]
-        partner.webhook_secrets = self.webhook_secrets_after
-        if commit:
-            partner.save()
-        return partner
-
-    def secret_changes(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """What happened to the secrets, as audit (before, after), without any secret value."""
-        before: dict[str, Any] = {}
-        after: dict[str, Any] = {}
-        if self.cleaned_data.get("rg_password"):
-            before["rg_password"], after["rg_password"] = MASK_SET, MASK_CHANGED
-        if self.webhook_secrets_after != self.current_secrets:
-            added = [s for s in self.webhook_secrets_after if s not in self.current_secrets]
-            removed = [s for s in self.current_secrets if s not in self.webhook_secrets_after]
-            before["webhook_secrets"] = {"count": len(self.current_secrets)}
-            after["webhook_secrets"] = {
-                "count": len(self.webhook_secrets_after),
-                "added": [secret_fingerprint(s) for s in added],
-                "removed": [secret_fingerprint(s) for s in removed],
-            }
-        return before, after
+    def edit(self) -> dict[str, Any]:
+        """The valid form's edit, as grants.services.partner_edit takes it."""
+        return {
+            "changes": {name: self.cleaned_data[name] for name in self.Meta.fields if name in self.fields},
+            "rg_password": self.cleaned_data.get("rg_password") or "",
+            "webhook_secrets": self.webhook_secrets_after,
+        }
 
 
 class ApiKeyIssueForm(forms.Form):

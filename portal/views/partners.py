@@ -1,8 +1,8 @@
 """Partners and their API keys: list, create, edit with write-only secrets, issue and revoke keys."""
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,11 +13,9 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.access import acting_user, staff_required, superuser_required
-from core.audit import audit_record, changed_fields
 from core.models import AuditEntry
 from grants import rg_url, services
 from grants.access import partner_or_404, partners_visible_to
-from grants.audit import partner_snapshot
 from grants.encryption import decrypt, encrypt
 from grants.models import ApiKey, Partner, Site
 from portal.forms.partners import ApiKeyIssueForm, PartnerCreateForm, PartnerEditForm, secret_fingerprint
@@ -63,41 +61,36 @@ def partner_create(request: HttpRequest) -> HttpResponse:
         try:
             partner = services.partner_create(**form.cleaned_data, actor=acting_user(request))
         except ValidationError as error:
-            # A partner of the same name created meanwhile, or a field the model refuses.
-            for field, problems in error.message_dict.items():
-                form.add_error(field if field in form.fields else None, problems)
+            _errors_onto(form, error)
         else:
             messages.success(request, f"Partner “{partner.name}” created.")
             return redirect("portal:partner_detail", slug=partner.slug)
     return render(request, "portal/partner_form.html", {"form": form, "section": "partners", "creating": True})
 
 
+def _errors_onto(form: forms.BaseForm, error: ValidationError) -> None:
+    """What the service refused, shown on the form: a partner of the same name saved meanwhile,
+    or a field the model refuses."""
+    for field, problems in error.message_dict.items():
+        form.add_error(field if field in form.fields else None, problems)
+
+
 @staff_required
 @sensitive_post_parameters("rg_password", "new_webhook_secret")
 def partner_edit(request: HttpRequest, slug: str) -> HttpResponse:
     partner = partner_or_404(request.user, slug)
-    snapshot = partner_snapshot(partner)
+    name_before = partner.name  # the form writes what it was sent into `partner`
     # Superusers only: the URL decides who receives the partner's RG password.
     form = PartnerEditForm(request.POST or None, instance=partner, may_change_api_url=request.user.is_superuser)
     if request.method == "POST" and form.is_valid():
-        with transaction.atomic():
-            partner = form.save()
-            before, after = changed_fields(snapshot, partner_snapshot(partner))
-            secrets_before, secrets_after = form.secret_changes()
-            before.update(secrets_before)
-            after.update(secrets_after)
-            if after:
-                audit_record(
-                    actor=acting_user(request),
-                    action="partner.edit",
-                    obj=partner,
-                    partner=partner,
-                    before=before,
-                    after=after,
-                )
-        messages.success(request, "Partner saved." if after else "Nothing changed.")
-        return redirect("portal:partner_detail", slug=partner.slug)
-    context = {"form": form, "partner": partner, "partner_name": snapshot["name"], "section": "partners"}
+        try:
+            partner, changed = services.partner_edit(partner, **form.edit(), actor=acting_user(request))
+        except ValidationError as error:
+            _errors_onto(form, error)
+        else:
+            messages.success(request, "Partner saved." if changed else "Nothing changed.")
+            return redirect("portal:partner_detail", slug=partner.slug)
+    context = {"form": form, "partner": partner, "partner_name": name_before, "section": "partners"}
     return render(request, "portal/partner_form.html", context)
 
 

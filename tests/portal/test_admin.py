@@ -3,6 +3,7 @@ from django.urls import reverse
 
 from core.audit import audit_record
 from core.models import AuditEntry
+from grants.audit import secret_fingerprint
 from grants.models import ApiKey, Partner
 from grants.services import api_key_issue
 
@@ -32,7 +33,7 @@ def test_audit_entries_cannot_be_edited_or_deleted_in_the_admin(root_client, par
     assert root_client.get(reverse("admin:core_auditentry_add")).status_code == 403
 
 
-def test_a_blank_password_in_the_admin_keeps_the_stored_one(root_client, partner):
+def test_a_blank_password_in_the_admin_keeps_the_stored_one(root_client, superuser, partner):
     response = root_client.post(
         reverse("admin:grants_partner_change", args=[partner.pk]),
         {
@@ -51,8 +52,64 @@ def test_a_blank_password_in_the_admin_keeps_the_stored_one(root_client, partner
     assert partner.rg_password == "rg-password-acme"
     assert partner.webhook_secrets == ["whsec-from-admin", "whsec-acme"]
     entry = AuditEntry.objects.get(action="partner.edit")
-    assert (entry.after or {})["webhook_secrets"] == "[changed]"
-    assert "whsec-from-admin" not in str(entry.after)
+    assert (entry.actor, entry.reason) == (superuser, "Django admin")
+    # The form was posted without the two RG ids, so they were cleared.
+    assert (entry.before, entry.after) == (
+        {
+            "name": "Acme Leads",
+            "rg_partner_id": "acme-partner-id",
+            "rg_company_id": "acme-co",
+            "webhook_secrets": {"count": 1},
+        },
+        {
+            "name": "Acme Renamed",
+            "rg_partner_id": "",
+            "rg_company_id": "",
+            "webhook_secrets": {"count": 2, "added": [secret_fingerprint("whsec-from-admin")], "removed": []},
+        },
+    )
+
+
+def test_a_partner_added_in_the_admin_is_made_and_audited_by_the_service(root_client, superuser, django_user_model):
+    kim = django_user_model.objects.create_user("kim", password="kim-password-123", is_staff=True)
+    form = {"name": "Harbor Co", "slug": "harbor", "rg_username": "harbor", "is_active": "on", "staff": [kim.pk]}
+
+    refused = root_client.post(reverse("admin:grants_partner_add"), {**form, "new_rg_password": "rg-pw-harbor"})
+    assert refused.status_code == 200
+    assert "A new partner needs a webhook secret" in refused.content.decode()
+
+    root_client.post(
+        reverse("admin:grants_partner_add"),
+        {**form, "new_rg_password": "rg-pw-harbor", "new_webhook_secret": "whsec-h"},
+    )
+
+    partner = Partner.objects.get(slug="harbor")
+    assert (partner.rg_password, partner.webhook_secrets, list(partner.staff.all())) == (
+        "rg-pw-harbor",
+        ["whsec-h"],
+        [kim],
+    )
+    entry = AuditEntry.objects.get(action="partner.create")
+    assert (entry.actor, entry.reason, entry.object_id) == (superuser, "Django admin", str(partner.public_id))
+    assert entry.after is not None
+    assert (entry.after["slug"], entry.after["staff"], entry.after["rg_password"]) == ("harbor", ["kim"], "[set]")
+    assert "rg-pw-harbor" not in str(entry.after) and "whsec-h" not in str(entry.after)
+
+
+def test_staff_changed_in_the_admin_are_audited_by_username(root_client, partner, django_user_model):
+    kim = django_user_model.objects.create_user("kim", password="kim-password-123", is_staff=True)
+    form = {"name": partner.name, "slug": partner.slug, "rg_username": partner.rg_username, "is_active": "on"}
+    form |= {"rg_partner_id": partner.rg_partner_id, "rg_company_id": partner.rg_company_id}
+
+    root_client.post(reverse("admin:grants_partner_change", args=[partner.pk]), {**form, "staff": [kim.pk]})
+    root_client.post(reverse("admin:grants_partner_change", args=[partner.pk]), form)
+
+    entries = AuditEntry.objects.filter(action="partner.edit").order_by("id")
+    assert [(e.before, e.after) for e in entries] == [
+        ({"staff": []}, {"staff": ["kim"]}),
+        ({"staff": ["kim"]}, {"staff": []}),
+    ]
+    assert list(partner.staff.all()) == []
 
 
 def test_keys_are_revoked_from_the_admin_with_an_audit_entry(root_client, partner):
