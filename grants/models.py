@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Optional
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -17,6 +18,9 @@ from django.utils import timezone
 from grants.fields import EncryptedTextField
 
 PARTNER_NAME_TAKEN = "Another partner already has this name (names are compared ignoring case)."
+
+
+RESERVED_SLUGS = frozenset({"new"})
 
 
 class Partner(models.Model):
@@ -68,6 +72,12 @@ class Partner(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # The dashboard's /partners/new/ page would shadow a partner of this slug. Forms and the
+        # services all call full_clean, so this one check covers every way a slug is set.
+        if self.slug in RESERVED_SLUGS:
+            raise ValidationError({"slug": f"“{self.slug}” is a dashboard page's name; choose another slug."})
 
     @property
     def webhook_secrets(self) -> list[str]:

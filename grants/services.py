@@ -17,7 +17,16 @@ from django.utils.text import slugify
 from core.audit import MASK_CHANGED, MASK_SET, audit_person_action, changed_fields
 from grants import rg_url
 from grants.audit import PARTNER_AUDITED_FIELDS, partner_snapshot, webhook_secrets_change
-from grants.models import PARTNER_NAME_TAKEN, ApiKey, GrantEmail, Partner, Site, SiteStatusChange, WebhookEvent
+from grants.models import (
+    PARTNER_NAME_TAKEN,
+    RESERVED_SLUGS,
+    ApiKey,
+    GrantEmail,
+    Partner,
+    Site,
+    SiteStatusChange,
+    WebhookEvent,
+)
 from grants.signals import site_granted
 
 SLUG_BASE_CHARS = 90
@@ -84,8 +93,7 @@ def _slug_free(name: str) -> str:
     # Room for a "-NN" suffix within the slug's 100 characters, whatever the name's length.
     base = slugify(name)[:SLUG_BASE_CHARS].strip("-") or "partner"
     slug, n = base, 2
-    # "new" would be shadowed by the dashboard's /partners/new/ page.
-    while slug == "new" or Partner.objects.filter(slug=slug).exists():
+    while slug in RESERVED_SLUGS or Partner.objects.filter(slug=slug).exists():
         slug, n = f"{base}-{n}", n + 1
     return slug
 

@@ -212,3 +212,13 @@ def test_staff_cannot_move_a_row_to_another_partners_site_in_the_admin(
     assert response.status_code == 403
     agent.refresh_from_db()
     assert agent.site_uuid == mine.site_uuid
+
+
+def test_the_admin_refuses_a_slug_the_dashboard_uses_for_a_page(root_client, partner):
+    form = {"name": partner.name, "slug": "new", "rg_username": partner.rg_username, "is_active": "on"}
+
+    response = root_client.post(reverse("admin:grants_partner_change", args=[partner.pk]), form)
+
+    assert response.status_code == 200
+    assert "is a dashboard page" in response.content.decode()
+    assert Partner.objects.get(pk=partner.pk).slug == "acme-leads"
