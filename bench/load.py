@@ -171,6 +171,11 @@ def tree(root: int, stats: Optional[Stats] = None) -> list[int]:
     return found
 
 
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (a gunicorn master's workers)."""
+    return [child for child, (ppid, _, _, _) in _all_stats().items() if ppid == pid]
+
+
 def rss_mib(roots: Sequence[int]) -> float:
     """Resident memory of the process trees under `roots`, in MiB (shared pages counted per process)."""
     stats = _all_stats()
