@@ -68,11 +68,16 @@ class ScopedAdmin(admin.ModelAdmin):
         return entry
 
     def save_model(self, request: HttpRequest, obj: Any, form: ModelForm, change: bool) -> None:
-        # An edit must not move a row out of the user's partners (nor add one outside them).
         with transaction.atomic():
             super().save_model(request, obj, form, change)
-            if not request.user.is_superuser and not self.get_queryset(request).filter(pk=obj.pk).exists():
-                raise PermissionDenied("That would put the object outside your partners.")
+            self.scope_keep(request, obj)
+
+    def scope_keep(self, request: HttpRequest, obj: Any) -> None:
+        """Refuse a save that moved a row out of the user's partners, or added one outside them.
+
+        Call it inside the save's transaction: the PermissionDenied it raises rolls the save back."""
+        if not request.user.is_superuser and not self.get_queryset(request).filter(pk=obj.pk).exists():
+            raise PermissionDenied("That would put the object outside your partners.")
 
 
 class ScopedRelatedFieldListFilter(admin.RelatedFieldListFilter):

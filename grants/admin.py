@@ -10,6 +10,7 @@ from typing import Any, Optional
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -114,10 +115,18 @@ class PartnerAdmin(PartnerScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: Partner, form: forms.ModelForm, change: bool) -> None:
         # The services save and audit, as for the dashboard; the admin goes on with the row stored.
+        with transaction.atomic():
+            saved = self._save_through_services(request, obj, form, change)
+            self.scope_keep(request, saved)
+        obj.pk = saved.pk
+        obj.refresh_from_db()
+
+    def _save_through_services(
+        self, request: HttpRequest, obj: Partner, form: forms.ModelForm, change: bool
+    ) -> Partner:
         data = form.cleaned_data
         plain = {name: data[name] for name in PARTNER_AUDITED_FIELDS if name in form.fields}
         staff = data["staff"] if "staff" in form.fields else None
-        actor = acting_user(request)
         if change:
             # The form leaves the stored secrets alone: it has no field of theirs.
             secret, secrets = data.get("new_webhook_secret"), obj.webhook_secrets
@@ -127,20 +136,18 @@ class PartnerAdmin(PartnerScopedAdmin):
                 rg_password=data.get("new_rg_password") or "",
                 webhook_secrets=[secret, *secrets] if secret and secret not in secrets else None,
                 staff=staff,
-                actor=actor,
+                actor=acting_user(request),
                 reason="Django admin",
             )
-        else:
-            saved = services.partner_create(
-                **plain,
-                rg_password=data["new_rg_password"],
-                webhook_secret=data["new_webhook_secret"],
-                staff=staff,
-                actor=actor,
-                reason="Django admin",
-            )
-        obj.pk = saved.pk
-        obj.refresh_from_db()
+            return saved
+        return services.partner_create(
+            **plain,
+            rg_password=data["new_rg_password"],
+            webhook_secret=data["new_webhook_secret"],
+            staff=staff,
+            actor=acting_user(request),
+            reason="Django admin",
+        )
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
         # Staff were set, and audited, by the service in save_model; the form must not set them again.

@@ -122,3 +122,20 @@ def test_changing_the_rg_api_url_in_the_admin_needs_the_rg_password_again(admin_
     accepted = admin_client.post(url, partner_form(partner, rg_api_url=RG_URL, new_rg_password="rg-password-acme"))
     assert accepted.status_code == 302
     assert Partner.objects.get(pk=partner.pk).rg_api_url == RG_URL
+
+
+def test_a_partners_staff_cannot_add_a_partner_outside_their_partners_in_the_admin(client, django_user_model):
+    # A new partner has no staff, and staff cannot name any (the field is read-only for them):
+    # the partner would be one they could never see, so the save is refused and rolled back.
+    user = django_user_model.objects.create_user("kim", password="kim-password-123", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["view_partner", "add_partner"]))
+    client.force_login(user)
+    form = {"name": "Shadow Co", "slug": "shadow", "rg_username": "shadow", "is_active": "on"}
+
+    response = client.post(
+        reverse("admin:grants_partner_add"), {**form, "new_rg_password": "pw-shadow", "new_webhook_secret": "whsec-s"}
+    )
+
+    assert response.status_code == 403
+    assert not Partner.objects.filter(slug="shadow").exists()
+    assert not AuditEntry.objects.filter(action="partner.create").exists()
