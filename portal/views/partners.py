@@ -16,9 +16,10 @@ from core.access import acting_user, staff_required, superuser_required
 from core.models import AuditEntry
 from grants import rg_url, services
 from grants.access import partner_or_404, partners_visible_to
+from grants.audit import secret_fingerprint
 from grants.encryption import decrypt, encrypt
 from grants.models import ApiKey, Partner, Site
-from portal.forms.partners import ApiKeyIssueForm, PartnerCreateForm, PartnerEditForm, secret_fingerprint
+from portal.forms.partners import ApiKeyIssueForm, PartnerCreateForm, PartnerEditForm
 
 
 @staff_required

@@ -5,9 +5,9 @@ from django.urls import reverse
 
 from core.models import AuditEntry
 from grants import services as grant_services
+from grants.audit import secret_fingerprint
 from grants.encryption import decrypt
 from grants.models import PARTNER_NAME_TAKEN, ApiKey, Partner
-from portal.forms.partners import secret_fingerprint
 from portal.views.partners import ISSUED_KEY_SESSION
 
 pytestmark = pytest.mark.django_db
