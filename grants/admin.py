@@ -61,18 +61,9 @@ class PartnerAdminForm(forms.ModelForm):
         # When the URL is read-only (a partner's staff), the admin rebuilds this form without the
         # field declared above, from the model field: it must assume https there too.
         field_classes = {"rg_api_url": _HttpsURLField}
-        # Every field but the encrypted secrets, which only the write-only fields above set.
-        fields = [
-            "name",
-            "slug",
-            "rg_username",
-            "rg_partner_id",
-            "rg_company_id",
-            "rg_api_url",
-            "grant_email_address",
-            "is_active",
-            "staff",
-        ]
+        # Every field but the encrypted secrets, which only the write-only fields above set: the
+        # plain fields grants.services saves and audits, and the staff.
+        fields = [*PARTNER_AUDITED_FIELDS, "staff"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -57,8 +57,6 @@ def partner_create(
         raise ValidationError({"rg_api_url": problem})
     if Partner.objects.filter(name__iexact=name).exists():
         raise ValidationError({"name": PARTNER_NAME_TAKEN})
-    if slug and Partner.objects.filter(slug=slug).exists():
-        raise ValidationError({"slug": "Another partner has this slug."})
     partner = Partner(
         name=name,
         slug=slug or _slug_free(name),

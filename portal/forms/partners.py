@@ -5,7 +5,7 @@ from typing import Any, Optional
 from django import forms
 
 from grants import rg_url
-from grants.audit import secret_fingerprint
+from grants.audit import PARTNER_AUDITED_FIELDS, secret_fingerprint
 from grants.models import PARTNER_NAME_TAKEN, Partner
 
 WRITE_ONLY_HELP = "Write-only: it is never shown again. Re-enter it if the form comes back with errors."
@@ -83,15 +83,9 @@ class PartnerEditForm(forms.ModelForm):
 
     class Meta:
         model = Partner
-        fields = [
-            "name",
-            "rg_username",
-            "rg_partner_id",
-            "rg_company_id",
-            "rg_api_url",
-            "grant_email_address",
-            "is_active",
-        ]
+        # The plain fields grants.services.partner_edit saves, but the slug: the dashboard's
+        # links carry it.
+        fields = [name for name in PARTNER_AUDITED_FIELDS if name != "slug"]
         labels = {
             "rg_username": "RG username",
             "rg_partner_id": "RG partner id",

@@ -8,7 +8,7 @@ from core.models import AuditEntry
 from grants import rg_url
 from grants.audit import secret_fingerprint
 from grants.models import Partner
-from grants.services import partner_edit
+from grants.services import partner_create, partner_edit
 
 pytestmark = pytest.mark.django_db
 
@@ -98,3 +98,11 @@ def test_the_last_webhook_secret_cannot_be_removed(partner, admin_user):
 def test_changes_hold_plain_fields_only(partner, field):
     with pytest.raises(ValueError, match=field):
         partner_edit(partner, {field: "x"})
+
+
+def test_a_new_partner_cannot_take_a_slug_another_has(partner):
+    with pytest.raises(ValidationError) as refused:
+        partner_create(name="Other Name", rg_username="o", rg_password="pw", webhook_secret="ws", slug=partner.slug)
+
+    assert list(refused.value.message_dict) == ["slug"]
+    assert Partner.objects.count() == 1
