@@ -45,9 +45,6 @@ def _site_ids(site_uuid: uuid.UUID | str) -> list[int]:
 
 
 class LeadQuerySet(models.QuerySet["Lead"]):
-    def for_partners(self, partners: Any) -> "LeadQuerySet":
-        return self.filter(partner__in=partners)
-
     def lock(self, pk: int) -> "Lead":
         """The lead, row-locked until the transaction ends: its deliveries change one at a time."""
         return self.select_for_update().get(pk=pk)
@@ -425,10 +422,6 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operation} #{self.sequence} of {self.lead.lead_id}: {self.status}"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.status in self.TERMINAL_STATUSES
 
 
 class DeliveryAttempt(models.Model):
