@@ -78,7 +78,7 @@ class Comparison:
 # sat idle and the same code measured anywhere from 261 to 792 pushes/s, round to round. With four
 # per thread the worker with the fewest still held more connections than threads (19 to 30 of 64
 # in five rounds), so most rounds use both cores. Requests then queue in front of the threads:
-# the latency figures include that wait. About one round in ten still left one worker a handful
+# the latency figures include that wait. About one round in eight still left one worker a handful
 # of connections and a core half idle, halving that round's rate (the baseline's too), so each
 # worker's CPU is metered and such a round is measured again (LOPSIDED_SHARE).
 CONNECTIONS_PER_THREAD = 4
